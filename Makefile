@@ -1,0 +1,34 @@
+# Coffer's entry points. Every target does its own set-up on a fresh Debian 12 machine.
+.PHONY: all setup build test demo bench soak format format-check clean
+
+JOBS ?= $(shell nproc)
+BUILD ?= build/release
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithAsserts
+	cmake --build $(BUILD) -j $(JOBS)
+
+test:
+	@scripts/test.sh
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+bench: setup
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCOFFER_BENCH=ON
+	cmake --build build/bench -j $(JOBS)
+	@scripts/bench.sh build/bench
+
+format:
+	@scripts/format.sh --fix
+
+format-check:
+	@scripts/format.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every micro-benchmark binary of a build and prints each one's table and ratios.
+set -euo pipefail
+build=${1:-build/bench}
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+for b in crypto_bench kv_bench ledger_storage_bench ledger_bench; do
+  if [[ -x "$build/bench/$b" ]]; then
+    echo
+    echo "==> $b"
+    "$build/bench/$b" --benchmark_min_time=0.2
+  fi
+done
