@@ -15,7 +15,7 @@
 namespace {
 
 class RatioReporter : public benchmark::ConsoleReporter {
-public:
+  public:
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         for (const Run& run : runs) {
@@ -47,8 +47,7 @@ public:
         if (ours_.empty()) {
             return;
         }
-        std::printf("\n%-44s %14s %14s %8s  reference\n", "case", "coffer", "reference",
-                    "ratio");
+        std::printf("\n%-44s %14s %14s %8s  reference\n", "case", "coffer", "reference", "ratio");
         for (const auto& [key, ours] : ours_) {
             auto it = raw_.find(key);
             if (it == raw_.end()) {
@@ -61,7 +60,7 @@ public:
         std::printf("(times are CPU time per iteration in the unit of each row above)\n");
     }
 
-private:
+  private:
     std::map<std::string, double> ours_;
     std::map<std::string, std::pair<std::string, double>> raw_;
 };

@@ -17,8 +17,12 @@ using ByteSpan = std::span<const uint8_t>;
 inline ByteSpan as_bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
-inline Bytes to_bytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
-inline std::string to_string(ByteSpan b) { return std::string(b.begin(), b.end()); }
+inline Bytes to_bytes(std::string_view s) {
+    return Bytes(s.begin(), s.end());
+}
+inline std::string to_string(ByteSpan b) {
+    return std::string(b.begin(), b.end());
+}
 
 // Lower-case hex, two characters per byte.
 std::string to_hex(ByteSpan bytes);
@@ -44,13 +48,15 @@ inline void put_u64(Bytes& out, uint64_t v) {
         out.push_back(static_cast<uint8_t>(v >> (8 * i)));
     }
 }
-inline void put_bytes(Bytes& out, ByteSpan b) { out.insert(out.end(), b.begin(), b.end()); }
+inline void put_bytes(Bytes& out, ByteSpan b) {
+    out.insert(out.end(), b.begin(), b.end());
+}
 
 // Reads little-endian integers and length-prefixed fields from a buffer, never past its
 // end. Every read returns false once the input is exhausted, and the reader stays failed, so
 // a parser can read a whole record and check `ok()` once.
 class ByteReader {
-public:
+  public:
     explicit ByteReader(ByteSpan data) : data_(data) {}
 
     bool read_u8(uint8_t& v);
@@ -66,7 +72,7 @@ public:
     size_t remaining() const { return data_.size() - offset_; }
     bool at_end() const { return offset_ == data_.size(); }
 
-private:
+  private:
     bool take(size_t n, const uint8_t*& p);
 
     ByteSpan data_;

@@ -17,11 +17,11 @@ namespace coffer::detail {
                                int line);
 }  // namespace coffer::detail
 
-#define COFFER_CHECK(cond, message)                                            \
-    do {                                                                       \
-        if (!(cond)) [[unlikely]] {                                            \
+#define COFFER_CHECK(cond, message)                                               \
+    do {                                                                          \
+        if (!(cond)) [[unlikely]] {                                               \
             ::coffer::detail::check_failed(#cond, (message), __FILE__, __LINE__); \
-        }                                                                      \
+        }                                                                         \
     } while (0)
 
 #ifdef COFFER_EXPENSIVE_CHECKS

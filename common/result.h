@@ -39,7 +39,7 @@ enum class Errc {
 std::string_view errc_name(Errc code);
 
 class [[nodiscard]] Status {
-public:
+  public:
     Status() = default;
     Status(Errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
@@ -55,18 +55,20 @@ public:
     // Prepends context ("opening chunk 3: ") to the message, keeping the code.
     Status with_context(std::string_view context) const;
 
-private:
+  private:
     Errc code_ = Errc::kOk;
     std::string message_;
 };
 
-inline Status error(Errc code, std::string message) { return Status(code, std::move(message)); }
+inline Status error(Errc code, std::string message) {
+    return Status(code, std::move(message));
+}
 
 // A value of type T, or the Status that explains why there is none.
 template <typename T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  public:
+    Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
     Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
         COFFER_CHECK(!status_.ok(), "a Result built from a Status must carry an error");
     }
@@ -92,7 +94,7 @@ public:
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
 
-private:
+  private:
     std::optional<T> value_;
     Status status_;
 };
@@ -100,12 +102,12 @@ private:
 }  // namespace coffer
 
 // Returns early from the enclosing function if `expr` (a Status) is an error.
-#define COFFER_RETURN_IF_ERROR(expr)            \
-    do {                                        \
+#define COFFER_RETURN_IF_ERROR(expr)              \
+    do {                                          \
         ::coffer::Status coffer_status_ = (expr); \
-        if (!coffer_status_.ok()) {             \
-            return coffer_status_;              \
-        }                                       \
+        if (!coffer_status_.ok()) {               \
+            return coffer_status_;                \
+        }                                         \
     } while (0)
 
 #define COFFER_CONCAT_INNER_(a, b) a##b

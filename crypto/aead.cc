@@ -70,8 +70,7 @@ Status feed_aad(EVP_CIPHER_CTX* ctx, ByteSpan aad) {
         return {};
     }
     int out_len = 0;
-    if (EVP_CipherUpdate(ctx, nullptr, &out_len, aad.data(), static_cast<int>(aad.size())) !=
-        1) {
+    if (EVP_CipherUpdate(ctx, nullptr, &out_len, aad.data(), static_cast<int>(aad.size())) != 1) {
         return detail::openssl_error(Errc::kInternal, "EVP_CipherUpdate(aad)");
     }
     return {};
@@ -93,8 +92,8 @@ Result<Bytes> seal_with_ctx(EVP_CIPHER_CTX* ctx, ByteSpan aad, ByteSpan plaintex
     if (EVP_CipherFinal_ex(ctx, out.data() + len, &final_len) != 1 || final_len != 0) {
         return detail::openssl_error(Errc::kInternal, "EVP_CipherFinal_ex");
     }
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize,
-                            out.data() + plaintext.size()) != 1) {
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, out.data() + plaintext.size()) !=
+        1) {
         return detail::openssl_error(Errc::kInternal, "EVP_CTRL_AEAD_GET_TAG");
     }
     return out;
@@ -142,12 +141,12 @@ Result<Bytes> one_shot(const EVP_CIPHER* cipher, ByteSpan key, ByteSpan iv, Byte
 
 Status check_gcm_sizes(ByteSpan key, ByteSpan iv) {
     if (aes_gcm_cipher(key.size()) == nullptr) {
-        return error(Errc::kInvalidArgument, "AES-GCM key must be 16, 24 or 32 bytes, got " +
-                                                 std::to_string(key.size()));
+        return error(Errc::kInvalidArgument,
+                     "AES-GCM key must be 16, 24 or 32 bytes, got " + std::to_string(key.size()));
     }
     if (iv.empty() || iv.size() > kAesGcmMaxIvSize) {
-        return error(Errc::kInvalidArgument, "AES-GCM IV must be 1..128 bytes, got " +
-                                                 std::to_string(iv.size()));
+        return error(Errc::kInvalidArgument,
+                     "AES-GCM IV must be 1..128 bytes, got " + std::to_string(iv.size()));
     }
     return {};
 }
@@ -177,15 +176,16 @@ size_t aead_key_size(AeadAlgorithm alg) {
     return 0;
 }
 
-size_t aead_nonce_size(AeadAlgorithm /*alg*/) { return kAesGcmStandardIvSize; }
+size_t aead_nonce_size(AeadAlgorithm /*alg*/) {
+    return kAesGcmStandardIvSize;
+}
 
 Result<Bytes> aes_gcm_seal(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan plaintext) {
     COFFER_RETURN_IF_ERROR(check_gcm_sizes(key, iv));
     return one_shot(aes_gcm_cipher(key.size()), key, iv, aad, plaintext, true);
 }
 
-Result<Bytes> aes_gcm_open(ByteSpan key, ByteSpan iv, ByteSpan aad,
-                           ByteSpan ciphertext_and_tag) {
+Result<Bytes> aes_gcm_open(ByteSpan key, ByteSpan iv, ByteSpan aad, ByteSpan ciphertext_and_tag) {
     COFFER_RETURN_IF_ERROR(check_gcm_sizes(key, iv));
     return one_shot(aes_gcm_cipher(key.size()), key, iv, aad, ciphertext_and_tag, false);
 }
@@ -249,7 +249,9 @@ Result<AesGcmKey> AesGcmKey::create(ByteSpan key) {
     return out;
 }
 
-AesGcmKey::~AesGcmKey() { reset(); }
+AesGcmKey::~AesGcmKey() {
+    reset();
+}
 
 void AesGcmKey::reset() {
     EVP_CIPHER_CTX_free(seal_ctx_);

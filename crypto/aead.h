@@ -72,7 +72,7 @@ Result<Bytes> aead_open(AeadAlgorithm alg, ByteSpan key, ByteSpan nonce, ByteSpa
 // Thread-compatible, not thread-safe: seal/open mutate the contexts, so concurrent calls on
 // one AesGcmKey need external locking (or one AesGcmKey per thread). Move-only.
 class AesGcmKey {
-public:
+  public:
     // Errors: kInvalidArgument unless the key has 16, 24 or 32 bytes.
     static Result<AesGcmKey> create(ByteSpan key);
 
@@ -88,7 +88,7 @@ public:
 
     size_t key_size() const { return key_size_; }
 
-private:
+  private:
     AesGcmKey() = default;
     void reset();
 

@@ -18,7 +18,9 @@ namespace coffer::crypto {
 using detail::BioPtr;
 using detail::MdCtxPtr;
 
-PkeyRef::~PkeyRef() { EVP_PKEY_free(pkey_); }
+PkeyRef::~PkeyRef() {
+    EVP_PKEY_free(pkey_);
+}
 
 PkeyRef::PkeyRef(const PkeyRef& other) : pkey_(other.pkey_) {
     if (pkey_ != nullptr) {
@@ -61,7 +63,9 @@ constexpr const char* kP384OrderHex =
     "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC"
     "52973";
 
-Status not_p384() { return error(Errc::kInvalidArgument, "not a P-384 key"); }
+Status not_p384() {
+    return error(Errc::kInvalidArgument, "not a P-384 key");
+}
 
 // Accepts only EC keys on secp384r1 whose point passes OpenSSL's quick public-key check.
 Status check_p384(EVP_PKEY* pkey) {
@@ -139,7 +143,9 @@ Status digest_verify(EVP_PKEY* pkey, ByteSpan data, ByteSpan der) {
 
 // The password callback for PEM reads: refuses to decrypt, so an encrypted key fails
 // instead of prompting on the terminal.
-int no_password(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+int no_password(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
+    return -1;
+}
 
 }  // namespace
 
@@ -288,8 +294,7 @@ Result<Bytes> ecdsa_der_to_p1363(ByteSpan der) {
     }
     Bytes out(kP384P1363SignatureSize);
     COFFER_CHECK(BN_bn2binpad(r, out.data(), kP384ScalarSize) == kP384ScalarSize, "bn2binpad");
-    COFFER_CHECK(BN_bn2binpad(s, out.data() + kP384ScalarSize, kP384ScalarSize) ==
-                     kP384ScalarSize,
+    COFFER_CHECK(BN_bn2binpad(s, out.data() + kP384ScalarSize, kP384ScalarSize) == kP384ScalarSize,
                  "bn2binpad");
     return out;
 }

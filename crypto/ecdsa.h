@@ -27,7 +27,7 @@ constexpr size_t kP384MaxDerSignatureSize = 104;
 
 // A shared, immutable reference to an EVP_PKEY (internal helper, also used by x509).
 class PkeyRef {
-public:
+  public:
     PkeyRef() = default;
     // Takes ownership of one reference.
     explicit PkeyRef(evp_pkey_st* pkey) : pkey_(pkey) {}
@@ -39,12 +39,12 @@ public:
 
     evp_pkey_st* get() const { return pkey_; }
 
-private:
+  private:
     evp_pkey_st* pkey_ = nullptr;
 };
 
 class EcdsaPublicKey {
-public:
+  public:
     // Parses a "PUBLIC KEY" (SubjectPublicKeyInfo) PEM block.
     // Errors: kInvalidArgument if unparsable or "not a P-384 key".
     static Result<EcdsaPublicKey> from_pem(std::string_view pem);
@@ -72,13 +72,13 @@ public:
         return a.to_der() == b.to_der();
     }
 
-private:
+  private:
     explicit EcdsaPublicKey(PkeyRef pkey) : pkey_(std::move(pkey)) {}
     PkeyRef pkey_;
 };
 
 class EcdsaPrivateKey {
-public:
+  public:
     // A fresh random P-384 key. Errors: kInternal if OpenSSL fails.
     static Result<EcdsaPrivateKey> generate();
     // Parses an unencrypted "PRIVATE KEY" (PKCS#8) or "EC PRIVATE KEY" (SEC1) PEM block.
@@ -96,7 +96,7 @@ public:
 
     evp_pkey_st* native() const { return pkey_.get(); }
 
-private:
+  private:
     explicit EcdsaPrivateKey(PkeyRef pkey) : pkey_(std::move(pkey)) {}
     PkeyRef pkey_;
 };

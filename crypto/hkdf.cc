@@ -14,9 +14,6 @@ namespace coffer::crypto {
 
 namespace {
 
-struct KdfDeleter {
-    void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
-};
 struct KdfCtxDeleter {
     void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
 };
@@ -31,9 +28,11 @@ void* param_ptr(ByteSpan s) {
 // The salt and info parameters are omitted when empty: OpenSSL then uses a zero-length salt
 // (equivalent to HashLen zero bytes, RFC 5869 §2.2) and empty info.
 Bytes hkdf_derive(int mode, ByteSpan salt, ByteSpan key, ByteSpan info, size_t length) {
-    std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+    // Fetching is a provider lookup; do it once. A fetched EVP_KDF is immutable and may be
+    // shared by threads (each call has its own EVP_KDF_CTX). It lives until process exit.
+    static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
     COFFER_CHECK(kdf != nullptr, "EVP_KDF_fetch(HKDF) failed");
-    std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter> ctx(EVP_KDF_CTX_new(kdf.get()));
+    std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter> ctx(EVP_KDF_CTX_new(kdf));
     COFFER_CHECK(ctx != nullptr, "EVP_KDF_CTX_new failed");
 
     char digest[] = "SHA256";
@@ -41,15 +40,14 @@ Bytes hkdf_derive(int mode, ByteSpan salt, ByteSpan key, ByteSpan info, size_t l
     size_t n = 0;
     params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
     params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(key),
-                                                    key.size());
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, param_ptr(key), key.size());
     if (!salt.empty()) {
-        params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, param_ptr(salt),
-                                                        salt.size());
+        params[n++] =
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, param_ptr(salt), salt.size());
     }
     if (!info.empty()) {
-        params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(info),
-                                                        info.size());
+        params[n++] =
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, param_ptr(info), info.size());
     }
     params[n] = OSSL_PARAM_construct_end();
 

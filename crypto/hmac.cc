@@ -14,9 +14,8 @@ Bytes hmac_sha256(ByteSpan key, ByteSpan data) {
 
     Bytes out(kHmacSha256Size);
     size_t out_len = 0;
-    const uint8_t* rc = EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_ptr,
-                                  key.size(), data_ptr, data.size(), out.data(), out.size(),
-                                  &out_len);
+    const uint8_t* rc = EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_ptr, key.size(),
+                                  data_ptr, data.size(), out.data(), out.size(), &out_len);
     COFFER_CHECK(rc != nullptr && out_len == kHmacSha256Size, "EVP_Q_mac(HMAC-SHA256) failed");
     return out;
 }

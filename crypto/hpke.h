@@ -47,7 +47,7 @@ enum class HpkeRole { kSender, kRecipient };
 // context only opens, each with its own sequence number starting at 0. Move-only.
 // Thread-compatible: calls mutate the sequence number.
 class HpkeContext {
-public:
+  public:
     HpkeContext(HpkeContext&&) noexcept = default;
     HpkeContext& operator=(HpkeContext&&) noexcept = default;
     HpkeContext(const HpkeContext&) = delete;
@@ -77,7 +77,7 @@ public:
     const Bytes& base_nonce() const { return base_nonce_; }
     const Bytes& exporter_secret() const { return exporter_secret_; }
 
-private:
+  private:
     friend Result<HpkeContext> hpke_key_schedule_base(HpkeRole role, HpkeSuite suite,
                                                       ByteSpan shared_secret, ByteSpan info);
     HpkeContext() = default;
@@ -94,8 +94,8 @@ private:
 
 // RFC 9180 §5.1 KeySchedule for mode_base from a KEM shared secret. Exposed for the test
 // vectors and for callers that run their own KEM. Errors: kUnsupported for unknown ids.
-Result<HpkeContext> hpke_key_schedule_base(HpkeRole role, HpkeSuite suite,
-                                           ByteSpan shared_secret, ByteSpan info);
+Result<HpkeContext> hpke_key_schedule_base(HpkeRole role, HpkeSuite suite, ByteSpan shared_secret,
+                                           ByteSpan info);
 
 // RFC 9180 §7.1.3 DeriveKeyPair for DHKEM(X25519, HKDF-SHA256).
 Result<X25519KeyPair> hpke_derive_key_pair_x25519(ByteSpan ikm);
@@ -108,8 +108,7 @@ struct HpkeEncapsulation {
 // RFC 9180 §4.1 Encap with a given ephemeral private key (deterministic; for test vectors).
 // Errors: kInvalidArgument for wrong sizes; kCrypto "invalid recipient public key" for a
 // low-order recipient key.
-Result<HpkeEncapsulation> hpke_encap_with_ephemeral(ByteSpan pk_recipient,
-                                                    ByteSpan sk_ephemeral);
+Result<HpkeEncapsulation> hpke_encap_with_ephemeral(ByteSpan pk_recipient, ByteSpan sk_ephemeral);
 // RFC 9180 §4.1 Decap. Errors: kInvalidArgument for wrong sizes; kCrypto "invalid
 // encapsulated key" for a low-order enc.
 Result<Bytes> hpke_decap(ByteSpan enc, ByteSpan sk_recipient);
@@ -117,17 +116,18 @@ Result<Bytes> hpke_decap(ByteSpan enc, ByteSpan sk_recipient);
 // RFC 9180 §5.1.1 SetupBaseS with a fresh ephemeral key. Returns (enc, sender context).
 // Errors: kInvalidArgument for wrong sizes; kUnsupported for unknown suite ids; kCrypto for
 // a low-order recipient key.
-Result<std::pair<Bytes, HpkeContext>> hpke_setup_base_sender(HpkeSuite suite,
-                                                             ByteSpan pk_recipient,
+Result<std::pair<Bytes, HpkeContext>> hpke_setup_base_sender(HpkeSuite suite, ByteSpan pk_recipient,
                                                              ByteSpan info);
 // As hpke_setup_base_sender with the ephemeral private key given (for the RFC vectors; never
 // reuse an ephemeral key in production).
-Result<std::pair<Bytes, HpkeContext>> hpke_setup_base_sender_with_ephemeral(
-    HpkeSuite suite, ByteSpan pk_recipient, ByteSpan info, ByteSpan sk_ephemeral);
+Result<std::pair<Bytes, HpkeContext>> hpke_setup_base_sender_with_ephemeral(HpkeSuite suite,
+                                                                            ByteSpan pk_recipient,
+                                                                            ByteSpan info,
+                                                                            ByteSpan sk_ephemeral);
 // RFC 9180 §5.1.1 SetupBaseR. Errors: kInvalidArgument for wrong sizes; kUnsupported for
 // unknown ids; kCrypto "invalid encapsulated key" for a low-order enc.
-Result<HpkeContext> hpke_setup_base_recipient(HpkeSuite suite, ByteSpan enc,
-                                              ByteSpan sk_recipient, ByteSpan info);
+Result<HpkeContext> hpke_setup_base_recipient(HpkeSuite suite, ByteSpan enc, ByteSpan sk_recipient,
+                                              ByteSpan info);
 
 struct HpkeSealed {
     Bytes enc;
@@ -137,8 +137,8 @@ struct HpkeSealed {
 // RFC 9180 §6.1 single-shot Seal/Open (sequence number 0). Errors as the setup functions;
 // hpke_open also returns kCrypto when the ciphertext does not verify, and export-only
 // suites are refused with kFailedPrecondition.
-Result<HpkeSealed> hpke_seal(HpkeSuite suite, ByteSpan pk_recipient, ByteSpan info,
-                             ByteSpan aad, ByteSpan plaintext);
+Result<HpkeSealed> hpke_seal(HpkeSuite suite, ByteSpan pk_recipient, ByteSpan info, ByteSpan aad,
+                             ByteSpan plaintext);
 Result<Bytes> hpke_open(HpkeSuite suite, ByteSpan sk_recipient, ByteSpan enc, ByteSpan info,
                         ByteSpan aad, ByteSpan ciphertext);
 

@@ -22,7 +22,9 @@ std::string openssl_error_string() {
     return out.empty() ? "unknown error" : out;
 }
 
-void clear_openssl_errors() { ERR_clear_error(); }
+void clear_openssl_errors() {
+    ERR_clear_error();
+}
 
 Status openssl_error(Errc code, std::string_view what) {
     return error(code, std::string(what) + ": " + openssl_error_string());

@@ -35,7 +35,9 @@ Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
     COFFER_CHECK(EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1, "EVP_DigestInit_ex failed");
 }
 
-Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
+Sha256Hasher::~Sha256Hasher() {
+    EVP_MD_CTX_free(ctx_);
+}
 
 Sha256Hasher::Sha256Hasher(Sha256Hasher&& other) noexcept
     : ctx_(std::exchange(other.ctx_, nullptr)) {}
@@ -50,8 +52,7 @@ Sha256Hasher& Sha256Hasher::operator=(Sha256Hasher&& other) noexcept {
 
 void Sha256Hasher::update(ByteSpan data) {
     COFFER_CHECK(ctx_ != nullptr, "Sha256Hasher used after move");
-    COFFER_CHECK(EVP_DigestUpdate(ctx_, data.data(), data.size()) == 1,
-                 "EVP_DigestUpdate failed");
+    COFFER_CHECK(EVP_DigestUpdate(ctx_, data.data(), data.size()) == 1, "EVP_DigestUpdate failed");
 }
 
 Sha256Digest Sha256Hasher::finish() {

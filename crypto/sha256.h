@@ -27,7 +27,7 @@ Bytes sha384(ByteSpan data);
 // Incremental SHA-256. Move-only; owns its EVP_MD_CTX. After finish() the hasher is reset
 // and may be reused for a new message.
 class Sha256Hasher {
-public:
+  public:
     Sha256Hasher();
     ~Sha256Hasher();
     Sha256Hasher(Sha256Hasher&& other) noexcept;
@@ -41,7 +41,7 @@ public:
     // Returns the digest of everything appended since construction or the last finish().
     Sha256Digest finish();
 
-private:
+  private:
     evp_md_ctx_st* ctx_ = nullptr;
 };
 

@@ -24,7 +24,7 @@ namespace coffer::crypto {
 constexpr size_t kMaxCertificatesInBundle = 64;
 
 class Certificate {
-public:
+  public:
     Certificate() = default;
     ~Certificate();
     Certificate(const Certificate& other);
@@ -63,7 +63,7 @@ public:
     // Borrowed pointer, valid while this Certificate (or a copy) lives.
     x509_st* native() const { return cert_; }
 
-private:
+  private:
     explicit Certificate(x509_st* cert) : cert_(cert) {}
     x509_st* cert_ = nullptr;
 };
@@ -99,8 +99,7 @@ Result<Certificate> make_issued_certificate(const EcdsaPublicKey& subject_key,
 // periods are checked at that time; with nullopt they are ignored, because receipts must
 // stay verifiable after the certificates expire.
 // Errors: kCrypto "certificate chain: <subject CN> (depth d): <OpenSSL reason>".
-Status verify_certificate_chain(const Certificate& leaf,
-                                std::span<const Certificate> intermediates,
+Status verify_certificate_chain(const Certificate& leaf, std::span<const Certificate> intermediates,
                                 const Certificate& trusted_root,
                                 std::optional<int64_t> at_unix_time);
 

@@ -1,0 +1,28 @@
+// The subcommands of the `coffer` command, one registration function per group.
+//
+// Each function adds its subcommands to the app; when a subcommand runs, its callback stores
+// the process exit code in `exit_code` (0 = success, 1 = the check failed, 2 = bad usage or
+// unreadable input).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "common/result.h"
+
+namespace coffer::cli {
+
+void add_ledger_commands(CLI::App& app, int& exit_code);
+void add_receipt_commands(CLI::App& app, int& exit_code);
+// `coffer ledger sample`, added under the `ledger` subcommand.
+void add_sample_command(CLI::App& ledger_app, int& exit_code);
+
+// Reads a whole file. Errors: kNotFound / kIo naming the path; kResourceExhausted past
+// max_bytes.
+Result<std::string> read_file(const std::string& path, size_t max_bytes = 64u << 20);
+
+// Writes a whole file and fsyncs it (new files only get durable contents).
+Status write_file(const std::string& path, std::string_view contents);
+
+}  // namespace coffer::cli

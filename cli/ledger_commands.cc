@@ -1,0 +1,156 @@
+// `coffer ledger verify DIR` and `coffer ledger show DIR`: offline inspection of a ledger
+// directory. Neither needs any secret; private parts are shown only as their size.
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "crypto/x509.h"
+#include "ledger/file_system.h"
+#include "ledger/verify.h"
+
+namespace coffer::cli {
+
+namespace {
+
+// Bytes shown as text when printable, otherwise as hex; long values are cut.
+constexpr size_t kMaxShownValueBytes = 64;
+
+std::string printable(ByteSpan bytes) {
+    bool text = true;
+    for (uint8_t b : bytes) {
+        if (b < 0x20 || b > 0x7e) {
+            text = false;
+            break;
+        }
+    }
+    ByteSpan shown = bytes.first(std::min(bytes.size(), kMaxShownValueBytes));
+    std::string out = text ? "\"" + to_string(shown) + "\"" : "0x" + to_hex(shown);
+    if (shown.size() < bytes.size()) {
+        out += "... (" + std::to_string(bytes.size()) + " bytes)";
+    }
+    return out;
+}
+
+Result<std::optional<crypto::Certificate>> load_optional_cert(const std::string& path) {
+    if (path.empty()) {
+        return std::optional<crypto::Certificate>();
+    }
+    COFFER_ASSIGN_OR_RETURN(std::string pem, read_file(path));
+    auto cert = crypto::Certificate::from_pem(pem);
+    if (!cert.ok()) {
+        return cert.status().with_context(path);
+    }
+    return std::optional<crypto::Certificate>(std::move(cert).value());
+}
+
+int verify_command(const std::string& dir, const std::string& cert_path) {
+    auto cert = load_optional_cert(cert_path);
+    if (!cert.ok()) {
+        std::cerr << "error: " << cert.status().message() << "\n";
+        return 2;
+    }
+    ledger::PosixFileSystem fs;
+    auto summary = ledger::verify_ledger_directory(fs, dir, *cert);
+    if (!summary.ok()) {
+        std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
+        return summary.status().code() == Errc::kNotFound ? 2 : 1;
+    }
+
+    const ledger::VerifySummary& s = *summary;
+    if (s.torn_file) {
+        std::cerr << "ledger verification failed: torn tail in " << *s.torn_file << " at offset "
+                  << s.torn_offset << " (" << s.torn_bytes
+                  << " bytes of an incomplete entry; a node cuts them off when it starts)\n";
+        return 1;
+    }
+    std::cout << "ledger ok: " << s.entries << " entries, " << s.signatures << " signatures, "
+              << s.chunks << " chunks, last signed transaction "
+              << (s.last_signed ? s.last_signed->to_string() : std::string("none"))
+              << ", unsigned tail " << s.unsigned_tail
+              << (cert->has_value() ? ", node certificates issued by the service"
+                                    : ", service certificate not checked")
+              << "\n";
+    return 0;
+}
+
+void print_entry(const ledger::LedgerEntryInfo& e) {
+    std::cout << e.tx_id.to_string() << (e.header.is_signature() ? "  signature" : "") << "  "
+              << e.file << "@" << e.offset << "  secret v" << e.header.secret_version << "  leaf "
+              << to_hex(e.leaf).substr(0, 16) << "\n";
+    for (const auto& [map, writes] : e.public_write_set.maps) {
+        for (const auto& [key, value] : writes) {
+            std::cout << "    " << map << "[" << printable(key)
+                      << "] = " << (value ? printable(*value) : std::string("(removed)")) << "\n";
+        }
+    }
+    if (e.signature) {
+        std::cout << "    signs root " << to_hex(e.signature->root) << " over "
+                  << e.signature->tree_size << " entries, node " << e.signature->node_id << "\n";
+    }
+    if (e.header.private_size > 0) {
+        std::cout << "    private part: " << e.header.private_size << " bytes (encrypted)\n";
+    }
+}
+
+int show_command(const std::string& dir, const std::string& cert_path, uint64_t from,
+                 uint64_t limit) {
+    auto cert = load_optional_cert(cert_path);
+    if (!cert.ok()) {
+        std::cerr << "error: " << cert.status().message() << "\n";
+        return 2;
+    }
+    ledger::PosixFileSystem fs;
+    uint64_t shown = 0;
+    Status s = ledger::for_each_ledger_entry(
+        fs, dir, from, *cert, [&](const ledger::LedgerEntryInfo& e) -> Status {
+            if (limit != 0 && shown >= limit) {
+                return error(Errc::kResourceExhausted, "limit reached");
+            }
+            print_entry(e);
+            ++shown;
+            return Status();
+        });
+    if (!s.ok() && s.code() != Errc::kResourceExhausted) {
+        std::cerr << "error: " << s.message() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_ledger_commands(CLI::App& app, int& exit_code) {
+    CLI::App* ledger = app.add_subcommand("ledger", "inspect and verify ledger directories");
+    ledger->require_subcommand(1);
+
+    struct Args {
+        std::string dir;
+        std::string service_cert;
+        uint64_t from = 1;
+        uint64_t limit = 0;
+    };
+    auto args = std::make_shared<Args>();
+
+    CLI::App* verify = ledger->add_subcommand(
+        "verify", "check every entry, the Merkle chain and every signature (no secrets needed)");
+    verify->add_option("dir", args->dir, "ledger directory")->required();
+    verify->add_option("--service-cert", args->service_cert,
+                       "also check that signing nodes were endorsed by this service (PEM)");
+    verify->callback(
+        [&exit_code, args] { exit_code = verify_command(args->dir, args->service_cert); });
+
+    CLI::App* show = ledger->add_subcommand(
+        "show", "print entries: public writes in clear, private parts as their size");
+    show->add_option("dir", args->dir, "ledger directory")->required();
+    show->add_option("--service-cert", args->service_cert, "service certificate (PEM)");
+    show->add_option("--from", args->from, "first seqno to print")->capture_default_str();
+    show->add_option("--limit", args->limit, "print at most this many entries (0 = all)")
+        ->capture_default_str();
+    show->callback([&exit_code, args] {
+        exit_code = show_command(args->dir, args->service_cert, args->from, args->limit);
+    });
+
+    add_sample_command(*ledger, exit_code);
+}
+
+}  // namespace coffer::cli
