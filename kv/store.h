@@ -50,7 +50,7 @@ constexpr size_t kRangeBatchEntries = 256;
 // The hook must not call Store::commit, apply, rollback, compact, set_view or
 // set_committed (they would deadlock); it may read through begin().
 class CommitHook {
-public:
+  public:
     virtual ~CommitHook() = default;
     virtual Status on_commit(TxId id, const WriteSet& ws) = 0;
 };
@@ -81,7 +81,7 @@ class Store;
 // open, its snapshot is gone: reads from then on may miss data, and commit always fails
 // with kConflict ("snapshot too old, retry").
 class Transaction {
-public:
+  public:
     Transaction(Transaction&& other) noexcept;
     Transaction& operator=(Transaction&& other) noexcept;
     Transaction(const Transaction&) = delete;
@@ -98,8 +98,8 @@ public:
     std::optional<Seqno> get_version(std::string_view map, ByteSpan key);
 
     // Buffers a write. kInvalidArgument if the map name, key or value is outside its limit;
-    // kResourceExhausted if the write set would exceed kMaxWriteSetSize. On error nothing is
-    // buffered.
+    // kResourceExhausted if the write set would exceed kMaxWriteSetSize; kFailedPrecondition
+    // from inside a range() callback. On error nothing is buffered.
     Status put(std::string_view map, ByteSpan key, ByteSpan value);
 
     // Buffers a removal (of a key that may or may not exist). Errors as for put().
@@ -109,8 +109,8 @@ public:
     // map if to_exclusive is nullopt), in increasing byte-lexicographic order, as seen by this
     // transaction: snapshot values merged with its own buffered writes, removed keys hidden.
     // Stops when fn returns false or after `limit` calls (0 means no limit). The spans are
-    // valid only during the call. fn may use this transaction's get(), but must not write
-    // through it.
+    // valid only during the call. fn may use this transaction's get(); writes through it are
+    // refused (kFailedPrecondition) while the iteration runs.
     //
     // Records the part of the range actually covered (up to the last key delivered if the
     // iteration stopped early): the commit fails with kConflict if any key in it was
@@ -119,13 +119,18 @@ public:
     Status range(std::string_view map, ByteSpan from, std::optional<ByteSpan> to_exclusive,
                  size_t limit, const std::function<bool(ByteSpan key, ByteSpan value)>& fn);
 
+    // As range(), over the same keys [from, to_exclusive), in decreasing order. After an
+    // early stop, the part recorded for conflict detection is [last key delivered, end).
+    Status range_reverse(std::string_view map, ByteSpan from, std::optional<ByteSpan> to_exclusive,
+                         size_t limit, const std::function<bool(ByteSpan key, ByteSpan value)>& fn);
+
     // The seqno of the snapshot this transaction reads.
     Seqno read_seqno() const { return read_id_.seqno; }
 
     // True if the transaction has buffered at least one put or remove.
     bool has_writes() const { return !writes_.empty(); }
 
-private:
+  private:
     friend class Store;
 
     // A key range that a range() call covered: [from, end), or [from, end] if
@@ -142,6 +147,9 @@ private:
     Status buffer_write(std::string_view map, ByteSpan key, std::optional<ByteSpan> value);
     void record_read(std::string_view map, ByteSpan key);
     const std::optional<Bytes>* find_buffered(std::string_view map, const Bytes& key) const;
+    Status check_range_args(std::string_view map, ByteSpan from,
+                            std::optional<ByteSpan> to_exclusive, Bytes& from_bytes,
+                            std::optional<Bytes>& to_bytes) const;
     void release();
 
     Store* store_ = nullptr;
@@ -149,12 +157,13 @@ private:
     uint64_t epoch_ = 0;
     WriteSet writes_;
     size_t write_size_bytes_ = 0;
-    std::map<std::string, std::set<Bytes>> read_keys_;
+    std::map<std::string, std::set<Bytes>, std::less<>> read_keys_;
     std::vector<RangeRead> range_reads_;
+    bool in_range_ = false;  // a range() callback is running: writes are refused
 };
 
 class Store {
-public:
+  public:
     // An empty store at TxId{0, 0}, view 0.
     Store();
     // Checks that no Transaction of this store is still alive.
@@ -228,7 +237,7 @@ public:
     // Names of the maps that hold at least one version (live or removed), sorted.
     std::vector<std::string> map_names() const;
 
-private:
+  private:
     friend class Transaction;
 
     // Transparent byte-lexicographic order, so lookups by ByteSpan need no copy.
@@ -256,13 +265,18 @@ private:
 
     static const Version* visible(const History& h, Seqno s);
     bool snapshot_lost(const Transaction& tx) const;
-    std::optional<Bytes> read_value(const Transaction& tx, std::string_view map, ByteSpan key,
-                                    bool* lost) const;
+    std::optional<Bytes> read_value(const Transaction& tx, std::string_view map,
+                                    ByteSpan key) const;
     std::optional<Seqno> read_version(const Transaction& tx, std::string_view map,
                                       ByteSpan key) const;
     RangeBatch read_range_batch(const Transaction& tx, std::string_view map, ByteSpan lower,
                                 bool lower_inclusive, std::optional<ByteSpan> to_exclusive,
                                 size_t max_entries) const;
+    // Up to max_entries visible entries below upper_exclusive (or from the map's end) and
+    // at or above `from`, in decreasing order.
+    RangeBatch read_range_batch_reverse(const Transaction& tx, std::string_view map, ByteSpan from,
+                                        std::optional<ByteSpan> upper_exclusive,
+                                        size_t max_entries) const;
     Status validate(const Transaction& tx) const;
     Status validate_range(const Transaction& tx, const Transaction::RangeRead& r) const;
     void install(TxId id, const WriteSet& ws);
@@ -273,15 +287,15 @@ private:
     Bytes serialize_snapshot_part(Seqno at, Visibility which) const;
     Status parse_snapshot_part(TxId id, ByteSpan data, Visibility which);
 
-    mutable std::mutex commit_mu_;         // serialises changes; held while the hook runs
-    mutable std::shared_mutex state_mu_;   // guards everything below
+    mutable std::mutex commit_mu_;        // serialises changes; held while the hook runs
+    mutable std::shared_mutex state_mu_;  // guards everything below
     std::map<std::string, MapData, std::less<>> maps_;
     TxId current_;
     View view_ = 0;
     Seqno committed_ = 0;
     Seqno compacted_ = 0;
-    uint64_t epoch_ = 0;               // bumped by every rollback
-    std::vector<TxId> view_starts_;    // first entry of each view, for view_at()
+    uint64_t epoch_ = 0;             // bumped by every rollback
+    std::vector<TxId> view_starts_;  // first entry of each view, for view_at()
     CommitHook* hook_ = nullptr;
     std::atomic<int64_t> live_transactions_{0};
 };

@@ -22,7 +22,9 @@ bool parse_decimal(std::string_view text, uint64_t& out) {
 
 }  // namespace
 
-std::string TxId::to_string() const { return std::to_string(view) + "." + std::to_string(seqno); }
+std::string TxId::to_string() const {
+    return std::to_string(view) + "." + std::to_string(seqno);
+}
 
 Result<TxId> TxId::parse(std::string_view text) {
     size_t dot = text.find('.');

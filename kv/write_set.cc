@@ -10,10 +10,10 @@ constexpr uint8_t kEntryPut = 1;
 constexpr uint8_t kEntryRemove = 2;
 
 // Fixed bytes per item in the binary form (docs/formats/write-set.md).
-constexpr size_t kHeaderSize = 1 + 4;          // version, map count
-constexpr size_t kMapOverhead = 2 + 4;         // name length, entry count
-constexpr size_t kEntryOverhead = 4 + 1;       // key length, kind
-constexpr size_t kValueOverhead = 4;           // value length of a put
+constexpr size_t kHeaderSize = 1 + 4;     // version, map count
+constexpr size_t kMapOverhead = 2 + 4;    // name length, entry count
+constexpr size_t kEntryOverhead = 4 + 1;  // key length, kind
+constexpr size_t kValueOverhead = 4;      // value length of a put
 constexpr size_t kMinEntrySize = kEntryOverhead;
 constexpr size_t kMinMapSize = kMapOverhead + 1 + kMinEntrySize;  // non-empty name, >= 1 entry
 
@@ -24,7 +24,9 @@ Status corrupt_at(size_t offset, std::string_view what) {
 
 }  // namespace
 
-bool is_public_map(std::string_view name) { return name.starts_with(kPublicMapPrefix); }
+bool is_public_map(std::string_view name) {
+    return name.starts_with(kPublicMapPrefix);
+}
 
 Status validate_map_name(std::string_view name) {
     if (name.empty() || name.size() > kMaxMapNameSize) {
@@ -70,6 +72,7 @@ Bytes serialize_write_set(const WriteSet& ws, Visibility which) {
     }
 
     Bytes out;
+    out.reserve(ws.size_bytes());
     out.push_back(kWriteSetFormatVersion);
     put_u32(out, map_count);
     for (const auto& [name, entries] : ws.maps) {

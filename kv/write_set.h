@@ -20,9 +20,9 @@
 namespace coffer::kv {
 
 // Limits, enforced when a transaction writes and when a write set is parsed.
-constexpr size_t kMaxMapNameSize = 255;              // bytes of a map name (at least 1)
-constexpr size_t kMaxKeySize = 64 * 1024;            // bytes of one key (may be empty)
-constexpr size_t kMaxValueSize = 16 * 1024 * 1024;   // bytes of one value (may be empty)
+constexpr size_t kMaxMapNameSize = 255;                // bytes of a map name (at least 1)
+constexpr size_t kMaxKeySize = 64 * 1024;              // bytes of one key (may be empty)
+constexpr size_t kMaxValueSize = 16 * 1024 * 1024;     // bytes of one value (may be empty)
 constexpr size_t kMaxWriteSetSize = 64 * 1024 * 1024;  // size_bytes() of one write set, and
                                                        // bytes of one serialized part
 
