@@ -12,7 +12,7 @@ namespace coffer::ledger {
 namespace {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string tmpl = "/tmp/coffer_fs_test_" + std::string(6, 'X');
         char* made = ::mkdtemp(tmpl.data());
@@ -25,7 +25,7 @@ public:
     }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -1,0 +1,209 @@
+// The Ledger: the KV store's commit hook that turns every committed transaction into an
+// encrypted, hashed, periodically signed entry in the chunk files, and reads them back.
+// The model, replay, torn writes, the nonce rule and limits: docs/ledger.md.
+//
+// Ownership: a Ledger owns its ChunkStore, Merkle tree and EntryEncoder. The FileSystem and
+// the kv::Store are borrowed and must outlive it; open() installs the ledger as the store's
+// commit hook and the destructor removes it.
+//
+// Thread-safety: thread-safe. Store::commit may run on any thread (the store serialises it
+// and calls on_commit under its commit lock); flush, maybe_sign, receipt and tx_status may
+// be called concurrently with commits. Lock order: the store's commit lock, then the
+// ledger's own lock; the ledger never calls into the store while holding its lock. rollback
+// and append_replicated must not race with local commits (consensus calls them only when
+// the node is not the leader).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/result.h"
+#include "crypto/ecdsa.h"
+#include "crypto/x509.h"
+#include "kv/store.h"
+#include "kv/tx_id.h"
+#include "ledger/chunk_store.h"
+#include "ledger/entry.h"
+#include "ledger/file_system.h"
+#include "ledger/merkle.h"
+#include "ledger/receipt.h"
+#include "ledger/secrets.h"
+#include "ledger/signature.h"
+
+namespace coffer::ledger {
+
+// How often maybe_sign retries a signature that lost a race with another commit.
+constexpr int kMaxSignAttempts = 16;
+// The file in the ledger directory that records the highest view this node has used, so a
+// restart never reuses a view (docs/ledger.md, "Nonce rule").
+constexpr std::string_view kViewFileName = "coffer.view";
+
+struct LedgerOptions {
+    std::string dir;
+    uint64_t chunk_size_bytes = 4 << 20;
+    size_t max_batch_entries = 1024;
+    uint32_t flush_interval_ms = 2;
+    // A signature entry is due after this many entries or this many ms since the last one.
+    uint64_t signature_interval_entries = 100;
+    uint32_t signature_interval_ms = 100;
+    std::string node_id;
+    // The node's signing key and its certificate (endorsed by the service identity). Needed
+    // to sign (maybe_sign/sign_now fail with kFailedPrecondition without them).
+    std::optional<crypto::EcdsaPrivateKey> node_key;
+    crypto::Certificate node_cert;
+    // When set, open() and append_replicated() also check that every signature entry's node
+    // certificate was issued by this service certificate.
+    std::optional<crypto::Certificate> service_cert;
+    // Single-node mode: flush() moves the commit point to the last durable signature entry.
+    // Under consensus set it to false and call commit_to().
+    bool commit_at_durable_signature = true;
+    // Monotonic milliseconds (signature timer and chunk flush timer); empty: steady_clock.
+    std::function<uint64_t()> now_ms;
+};
+
+enum class TxStatus { kUnknown, kPending, kCommitted, kInvalid };
+std::string_view tx_status_name(TxStatus status);
+
+class Ledger final : public kv::CommitHook {
+  public:
+    // Opens (or creates) the ledger in options.dir and replays it into `store`, which must be
+    // empty (current() == 0.0). ChunkStore::open repairs a torn tail (one WARN). Every entry
+    // is re-verified (EntryChainVerifier, ledger/verify.h), decrypted with `secrets` and
+    // applied with Store::apply. The store's view is then set above every view this ledger
+    // has used (entries and the view file), so new entries never reuse an IV. In single-node
+    // mode the commit point becomes the last signature entry.
+    // `secrets` is copied; add rekeyed versions with add_secret().
+    // Errors: kFailedPrecondition (store not empty), kUnsupported (ledger starting after a
+    // snapshot), kCorrupt/kCrypto/kNotFound with "entry <seqno> (<file> at offset <n>): ...",
+    // kIo/kNoSpace from storage, kInvalidArgument for bad options.
+    static Result<std::unique_ptr<Ledger>> open(FileSystem& fs, LedgerOptions options,
+                                                kv::Store& store, const LedgerSecrets& secrets);
+
+    ~Ledger() override;
+    Ledger(const Ledger&) = delete;
+    Ledger& operator=(const Ledger&) = delete;
+
+    // kv::CommitHook: encodes the entry under the current ledger secret, buffers it in the
+    // chunk store and appends its leaf. Refuses (nothing changes): writes to
+    // public:coffer.signatures other than the ledger's own signature (kPermissionDenied), a
+    // seqno out of order (kFailedPrecondition), too many unflushed entries or bytes
+    // (kResourceExhausted: flush first), and everything after a storage failure.
+    Status on_commit(kv::TxId id, const kv::WriteSet& ws) override;
+
+    // Emits a signature entry if signature_interval_entries entries or signature_interval_ms
+    // have passed since the last one (and at least one entry is unsigned). Errors as
+    // sign_now().
+    Status maybe_sign();
+    // Emits a signature entry now: a transaction writing public:coffer.signatures committed
+    // through the store, so it takes the next seqno. Signs the root of every entry before it.
+    // Errors: kFailedPrecondition (no node key/certificate, empty ledger, failed ledger),
+    // kConflict (lost kMaxSignAttempts races), commit errors.
+    Status sign_now();
+
+    // Group commit: writes and syncs the buffered entries; returns the durable seqno. In
+    // single-node mode it then commits up to the last durable signature entry. On kNoSpace
+    // the entries that did not reach the disk are rolled back from the tree and the store,
+    // and the view is bumped (their IVs are spent). Errors: kIo (the ledger is FAILED and
+    // refuses writes until reopened), kNoSpace.
+    Result<uint64_t> flush();
+    // True when the chunk store's batch is full or its flush interval passed.
+    bool flush_due() const;
+
+    // Moves the commit point to `seqno` (consensus mode): it must be a signature entry at or
+    // below the durable seqno, and not below committed(). Errors: kFailedPrecondition.
+    Status commit_to(uint64_t seqno);
+
+    // Entries received from the leader (follower path): parses and verifies `entry_bytes`
+    // as open() does (a signature entry must sign this node's own recomputed root), decrypts
+    // it, applies it to the store and appends the exact bytes, so every node's ledger is
+    // byte-identical. Never re-encrypts. Errors: kFailedPrecondition (seqno not next),
+    // kCorrupt/kCrypto/kNotFound (bad entry), storage errors.
+    Status append_replicated(ByteSpan entry_bytes);
+
+    // Discards every entry after `last_kept` from the store, the chunk files and the tree,
+    // and bumps the store's view (the discarded entries spent their IVs in the current view).
+    // Errors: kFailedPrecondition (last_kept below committed()), kInvalidArgument (beyond the
+    // end), storage errors (the ledger is then FAILED).
+    Status rollback(uint64_t last_kept);
+
+    // A receipt for the committed entry `seqno`, signed by the first signature entry after
+    // it. Errors: kNotFound (no such entry), kFailedPrecondition "pending" (not committed
+    // yet, or no committed signature covers it: a signature entry is covered by the next
+    // one), storage errors.
+    Result<Receipt> receipt(uint64_t seqno, bool include_public_part) const;
+
+    // Status of a transaction id (DESIGN.md): Committed/Pending when an entry at that seqno
+    // has that view; Invalid when the seqno holds another view and the id's view can no
+    // longer produce it (committed, or a later view took over); Unknown otherwise.
+    TxStatus tx_status(kv::TxId id) const;
+
+    // Adds a rekeyed ledger secret; new entries use the newest version. Errors as
+    // LedgerSecrets::add.
+    Status add_secret(LedgerSecret secret);
+
+    uint64_t last_seqno() const;
+    uint64_t durable_seqno() const;
+    uint64_t committed() const;
+    Hash root() const;  // root of all entries; needs last_seqno() >= 1
+    // The Merkle root over the first `tree_size` entries. Needs 1 <= tree_size <= last_seqno().
+    Hash root_at(uint64_t tree_size) const;
+    // The exact bytes of entry `seqno`. Errors: kNotFound, kCorrupt, kIo.
+    Result<Bytes> entry_bytes(uint64_t seqno) const;
+    // Paths of the chunk files, oldest first.
+    std::vector<std::string> chunk_files() const;
+
+  private:
+    Ledger(FileSystem& fs, LedgerOptions options, kv::Store& store, LedgerSecrets secrets);
+
+    Status replay();
+    Status start_after_replay();
+    Result<uint64_t> read_view_file();
+    Status persist_view_locked(uint64_t view);
+    Status check_writable_locked() const;
+    Status check_own_signature_locked(kv::TxId id, const kv::WriteSet& ws) const;
+    void record_appended_locked(const DecodedEntry& entry, const Hash& leaf, size_t size_bytes);
+    void truncate_state_locked(uint64_t last_kept);
+    // Rolls the store back to `last_kept` and bumps its view. Called with mu_ held and
+    // rolling_back_ set; releases mu_ around the store calls (lock order) and returns with
+    // it held again and rolling_back_ cleared.
+    Status drop_store_tail(uint64_t last_kept);
+    std::optional<uint64_t> commit_candidate_locked(uint64_t durable) const;
+    Status advance_commit(uint64_t seqno);
+    uint64_t view_of_locked(uint64_t seqno) const;
+    uint64_t now_ms() const;
+
+    FileSystem& fs_;
+    const LedgerOptions options_;
+    kv::Store& store_;
+
+    mutable std::mutex sign_mu_;   // one signature at a time; taken before mu_
+    mutable std::mutex flush_mu_;  // one flush or commit_to at a time; taken before mu_
+    mutable std::mutex mu_;        // guards everything below
+    LedgerSecrets secrets_;
+    std::unique_ptr<ChunkStore> chunks_;
+    MerkleTree tree_;
+    EntryEncoder encoder_;
+    std::vector<std::pair<uint64_t, uint64_t>> view_starts_;  // (first seqno, view)
+    std::vector<uint64_t> signatures_;                        // signature entry seqnos
+    uint64_t committed_ = 0;
+    uint64_t last_signature_ms_ = 0;
+    uint64_t persisted_view_ = 0;  // the view recorded in kViewFileName
+    // Unflushed entries (seqno, frame bytes), to stay within the chunk store's limits
+    // before an IV is spent.
+    std::vector<std::pair<uint64_t, uint64_t>> unflushed_;
+    uint64_t unflushed_bytes_ = 0;
+    // The signature entry the ledger is committing right now (only it may write the
+    // signatures map).
+    std::optional<kv::TxId> pending_signature_id_;
+    Bytes pending_signature_value_;
+    bool rolling_back_ = false;
+    Status failed_;  // set after a storage failure; every write is refused
+};
+
+}  // namespace coffer::ledger

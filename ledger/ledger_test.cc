@@ -1,0 +1,517 @@
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "crypto/encoding.h"
+#include "crypto/random.h"
+#include "kv/store.h"
+#include "ledger/chunk_store.h"
+#include "ledger/ledger.h"
+#include "ledger/ledger_test_util.h"
+#include "ledger/memory_file_system.h"
+#include "ledger/verify.h"
+
+namespace coffer::ledger {
+namespace {
+
+using testing::identities;
+using testing::put_and_commit;
+using testing::test_options;
+
+// Every map, key, value and version visible in a store.
+using StoreDump = std::map<std::string, std::map<Bytes, std::pair<Bytes, kv::Seqno>>>;
+
+StoreDump dump_with_versions(kv::Store& store) {
+    StoreDump out;
+    kv::Transaction tx = store.begin();
+    for (const auto& [map, entries] : testing::dump_store(store)) {
+        for (const auto& [key, value] : entries) {
+            out[map][key] = {value, tx.get_version(map, key).value_or(0)};
+        }
+    }
+    return out;
+}
+
+// Writes `n` transactions, each with a public and a private write, signing every 10.
+void write_entries(kv::Store& store, Ledger& ledger, int n, const std::string& tag) {
+    for (int i = 0; i < n; ++i) {
+        kv::Transaction tx = store.begin();
+        std::string key = tag + std::to_string(i);
+        ASSERT_TRUE(tx.put("public:log", as_bytes(key), as_bytes("public " + key)).ok());
+        ASSERT_TRUE(tx.put("private", as_bytes(key), as_bytes("private " + key)).ok());
+        if (i % 7 == 3) {
+            ASSERT_TRUE(tx.remove("private", as_bytes(tag + "0")).ok());
+        }
+        ASSERT_TRUE(store.commit(std::move(tx)).ok());
+        ASSERT_TRUE(ledger.maybe_sign().ok());
+    }
+}
+
+std::vector<std::string> files_under(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+        if (e.is_regular_file()) {
+            out.push_back(e.path().string());
+        }
+    }
+    return out;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string upper(std::string s) {
+    for (char& c : s) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return s;
+}
+
+// Captures everything logged through spdlog's default logger while alive.
+class LogCapture {
+  public:
+    LogCapture() : previous_(spdlog::default_logger()) {
+        auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+        auto logger = std::make_shared<spdlog::logger>("capture", sink);
+        logger->set_level(spdlog::level::trace);
+        spdlog::set_default_logger(logger);
+    }
+    ~LogCapture() { spdlog::set_default_logger(previous_); }
+    std::string text() const { return stream_.str(); }
+
+  private:
+    std::ostringstream stream_;
+    std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST(LedgerCanary, PrivateValuesNeverReachDiskOrLogs) {
+    testing::TempDir tmp;
+    std::string dir = tmp.path() + "/ledger";
+    Bytes canary = crypto::random_bytes(24);
+    std::string forms[] = {to_string(canary), to_hex(canary), upper(to_hex(canary)),
+                           crypto::base64_encode(canary)};
+    const std::string public_marker = "public-marker-" + to_hex(crypto::random_bytes(8));
+
+    LogCapture logs;
+    {
+        PosixFileSystem fs;
+        kv::Store store;
+        auto ledger = Ledger::open(fs, test_options(dir), store, testing::test_secrets());
+        ASSERT_TRUE(ledger.ok()) << ledger.status().to_string();
+        kv::Transaction tx = store.begin();
+        ASSERT_TRUE(tx.put("secrets", as_bytes("raw"), canary).ok());
+        ASSERT_TRUE(tx.put("secrets", as_bytes("hex"), as_bytes(forms[1])).ok());
+        ASSERT_TRUE(tx.put("secrets", as_bytes("HEX"), as_bytes(forms[2])).ok());
+        ASSERT_TRUE(tx.put("secrets", as_bytes("b64"), as_bytes(forms[3])).ok());
+        ASSERT_TRUE(tx.put("secrets", canary, as_bytes("canary as a key")).ok());
+        ASSERT_TRUE(tx.put("public:info", as_bytes("marker"), as_bytes(public_marker)).ok());
+        ASSERT_TRUE(store.commit(std::move(tx)).ok());
+        write_entries(store, **ledger, 15, "filler");
+        ASSERT_TRUE((*ledger)->sign_now().ok());
+        ASSERT_TRUE((*ledger)->flush().ok());
+        auto receipt = (*ledger)->receipt(1, true);
+        ASSERT_TRUE(receipt.ok()) << receipt.status().to_string();
+        spdlog::debug("receipt {}", receipt_to_json(*receipt));
+        auto verified = verify_ledger_directory(fs, dir, identities().service_cert);
+        ASSERT_TRUE(verified.ok()) << verified.status().to_string();
+    }
+
+    auto files = files_under(tmp.path());
+    ASSERT_FALSE(files.empty());
+    bool public_seen = false;
+    for (const std::string& path : files) {
+        std::string content = read_file(path);
+        for (const std::string& form : forms) {
+            EXPECT_EQ(content.find(form), std::string::npos) << "canary found in " << path;
+        }
+        public_seen = public_seen || content.find(public_marker) != std::string::npos;
+    }
+    EXPECT_TRUE(public_seen) << "the scan must find the public value";
+    std::string log_text = logs.text();
+    EXPECT_FALSE(log_text.empty());
+    for (const std::string& form : forms) {
+        EXPECT_EQ(log_text.find(form), std::string::npos) << "canary found in the log";
+    }
+}
+
+TEST(Ledger, ReopenWithAnotherSecretFailsNamingTheEntry) {
+    MemoryFileSystem fs;
+    {
+        kv::Store store;
+        auto ledger = Ledger::open(fs, test_options("l"), store, testing::test_secrets()).value();
+        write_entries(store, *ledger, 4, "a");
+        ASSERT_TRUE(ledger->flush().ok());
+    }
+    kv::Store store;
+    auto wrong = Ledger::open(fs, test_options("l"), store, testing::test_secrets());
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_EQ(wrong.status().code(), Errc::kCrypto);
+    EXPECT_NE(wrong.status().message().find("entry 1 ("), std::string::npos)
+        << wrong.status().to_string();
+}
+
+// The secret must stay the same across reopen; keep it in one place.
+class LedgerReopenTest : public ::testing::Test {
+  protected:
+    std::unique_ptr<Ledger> open(kv::Store& store, const std::string& dir = "l") {
+        auto ledger = Ledger::open(fs_, test_options(dir), store, secrets_);
+        EXPECT_TRUE(ledger.ok()) << ledger.status().to_string();
+        return ledger.ok() ? std::move(ledger).value() : nullptr;
+    }
+
+    MemoryFileSystem fs_;
+    LedgerSecrets secrets_ = testing::test_secrets();
+};
+
+TEST_F(LedgerReopenTest, ReopenGivesIdenticalStateRootAndAHigherView) {
+    StoreDump before;
+    Hash root_before{};
+    kv::TxId last_before;
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 40, "a");
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+        before = dump_with_versions(store);
+        root_before = ledger->root();
+        last_before = store.current();
+    }
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(dump_with_versions(store), before);
+    EXPECT_EQ(store.current(), last_before);
+    EXPECT_EQ(ledger->root(), root_before);
+    EXPECT_EQ(ledger->committed(), last_before.seqno);
+    EXPECT_EQ(store.committed(), last_before.seqno);
+
+    ASSERT_TRUE(put_and_commit(store, "private", "after", "reopen").ok());
+    EXPECT_GT(store.current().view, last_before.view);
+    EXPECT_EQ(store.current().seqno, last_before.seqno + 1);
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    auto summary = verify_ledger_directory(fs_, "l", identities().service_cert);
+    ASSERT_TRUE(summary.ok()) << summary.status().to_string();
+    EXPECT_EQ(summary->entries, last_before.seqno + 2);
+    EXPECT_EQ(summary->unsigned_tail, 0u);
+}
+
+TEST_F(LedgerReopenTest, ViewNeverRepeatsAcrossCrashesWithoutDurableWrites) {
+    uint64_t last_view = 0;
+    for (int round = 0; round < 3; ++round) {
+        kv::Store store;
+        auto ledger = open(store);
+        ASSERT_NE(ledger, nullptr);
+        ASSERT_TRUE(put_and_commit(store, "private", "k", "v" + std::to_string(round)).ok());
+        EXPECT_GT(store.current().view, last_view);
+        last_view = store.current().view;
+        // Never flushed: the entry is lost, but its view is not reused.
+        ledger.reset();
+        fs_.crash();
+    }
+}
+
+TEST_F(LedgerReopenTest, TornLastEntryIsRepairedOnReopen) {
+    uint64_t last = 0;
+    StoreDump expected;
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 12, "t");
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+        expected = dump_with_versions(store);
+        ASSERT_TRUE(put_and_commit(store, "private", "torn", "never committed").ok());
+        ASSERT_TRUE(ledger->flush().ok());
+        last = ledger->last_seqno();
+    }
+    // Cut the last chunk in the middle of its last entry.
+    std::string file;
+    uint64_t offset = 0;
+    {
+        auto ro = ChunkStore::open_read_only(fs_, "l", nullptr).value();
+        auto loc = ro->locate(last).value();
+        file = loc.file;
+        offset = loc.offset;
+    }
+    Bytes content = fs_.read_file(file).value();
+    content.resize(offset + kFrameHeaderSize + 20);
+    ASSERT_TRUE(fs_.write_file(file, content).ok());
+
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(ledger->last_seqno(), last - 1);
+    EXPECT_EQ(dump_with_versions(store), expected);
+    EXPECT_EQ(ledger->tx_status(kv::TxId{1, last}), TxStatus::kUnknown);
+    ASSERT_TRUE(put_and_commit(store, "private", "new", "value").ok());
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->tx_status(kv::TxId{1, last}), TxStatus::kInvalid);
+    EXPECT_TRUE(verify_ledger_directory(fs_, "l", identities().service_cert).ok());
+}
+
+TEST_F(LedgerReopenTest, FlippedByteIsFoundWithItsSeqnoAndFile) {
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 25, "f");
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(put_and_commit(store, "private", "tail", "unsigned").ok());
+        ASSERT_TRUE(ledger->flush().ok());
+    }
+    // Map every byte of every chunk to the seqno whose frame holds it.
+    struct Span {
+        std::string file;
+        uint64_t begin;
+        uint64_t end;
+        uint64_t seqno;
+    };
+    std::vector<Span> spans;
+    {
+        auto ro = ChunkStore::open_read_only(fs_, "l", nullptr).value();
+        for (uint64_t s = 1; s <= ro->last_seqno(); ++s) {
+            auto loc = ro->locate(s).value();
+            if (!spans.empty() && spans.back().file == loc.file) {
+                spans.back().end = loc.offset;
+            }
+            spans.push_back(Span{loc.file, loc.offset, 0, s});
+        }
+        for (auto& span : spans) {
+            if (span.end == 0) {
+                span.end = fs_.read_file(span.file).value().size();
+            }
+        }
+    }
+    ASSERT_GE(spans.size(), 26u);
+    int flips = 0;
+    for (size_t i = 0; i < spans.size(); ++i) {
+        const Span& span = spans[i];
+        Bytes original = fs_.read_file(span.file).value();
+        uint64_t step = std::max<uint64_t>(1, (span.end - span.begin) / 7);
+        for (uint64_t off = span.begin; off < span.end; off += step) {
+            Bytes changed = original;
+            changed[off] ^= 0x40;
+            ASSERT_TRUE(fs_.write_file(span.file, changed).ok());
+            auto verified = verify_ledger_directory(fs_, "l", identities().service_cert);
+            ASSERT_FALSE(verified.ok()) << "flip at " << span.file << ":" << off;
+            const std::string& msg = verified.status().message();
+            EXPECT_NE(msg.find(span.file), std::string::npos) << msg;
+            bool names_seqno =
+                msg.find("seqno=" + std::to_string(span.seqno)) != std::string::npos ||
+                msg.find("entry " + std::to_string(span.seqno) + " ") != std::string::npos;
+            EXPECT_TRUE(names_seqno) << "expected seqno " << span.seqno << ": " << msg;
+            if (flips % 4 == 0) {
+                kv::Store store;
+                auto reopened = Ledger::open(fs_, test_options("l"), store, secrets_);
+                EXPECT_FALSE(reopened.ok()) << "flip at " << span.file << ":" << off;
+            }
+            ++flips;
+        }
+        ASSERT_TRUE(fs_.write_file(span.file, original).ok());
+    }
+    EXPECT_GT(flips, 150);
+    EXPECT_TRUE(verify_ledger_directory(fs_, "l", identities().service_cert).ok());
+}
+
+TEST_F(LedgerReopenTest, VerifySummaryReportsSignaturesAndTail) {
+    kv::Store store;
+    auto ledger = open(store);
+    write_entries(store, *ledger, 23, "s");  // signatures after every 10 entries
+    ASSERT_TRUE(ledger->flush().ok());
+    auto summary = verify_ledger_directory(fs_, "l", identities().service_cert);
+    ASSERT_TRUE(summary.ok()) << summary.status().to_string();
+    EXPECT_EQ(summary->signatures, 2u);
+    EXPECT_EQ(summary->entries, 25u);
+    ASSERT_TRUE(summary->last_signed.has_value());
+    EXPECT_EQ(summary->last_signed->seqno, 22u);
+    EXPECT_EQ(summary->unsigned_tail, 3u);
+    EXPECT_EQ(*summary->root, ledger->root());
+
+    auto wrong_service =
+        verify_ledger_directory(fs_, "l", testing::other_identities().service_cert);
+    EXPECT_FALSE(wrong_service.ok());
+    EXPECT_TRUE(verify_ledger_directory(fs_, "l", std::nullopt).ok());
+
+    int shown = 0;
+    Status s = for_each_ledger_entry(fs_, "l", 20, std::nullopt, [&](const LedgerEntryInfo& e) {
+        EXPECT_EQ(e.tx_id.seqno, static_cast<uint64_t>(20 + shown));
+        EXPECT_EQ(e.signature.has_value(), e.tx_id.seqno == 22);
+        ++shown;
+        return Status::ok_status();
+    });
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    EXPECT_EQ(shown, 6);
+}
+
+TEST_F(LedgerReopenTest, ApplicationsCannotWriteTheSignatureMap) {
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_TRUE(put_and_commit(store, "public:x", "k", "v").ok());
+    Status forged = put_and_commit(store, std::string(kSignaturesMap), "latest", "forged");
+    ASSERT_FALSE(forged.ok());
+    EXPECT_EQ(forged.code(), Errc::kPermissionDenied);
+    EXPECT_EQ(store.current().seqno, 1u);
+    EXPECT_EQ(ledger->last_seqno(), 1u);
+}
+
+TEST_F(LedgerReopenTest, TxStatusMovesFromPendingToCommitted) {
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_TRUE(put_and_commit(store, "private", "a", "1").ok());
+    kv::TxId id = store.current();
+    EXPECT_EQ(ledger->tx_status(id), TxStatus::kPending);
+    EXPECT_EQ(ledger->tx_status(kv::TxId{id.view, id.seqno + 5}), TxStatus::kUnknown);
+    ASSERT_TRUE(ledger->sign_now().ok());
+    EXPECT_EQ(ledger->tx_status(id), TxStatus::kPending);  // signed but not durable
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->tx_status(id), TxStatus::kCommitted);
+    EXPECT_EQ(ledger->tx_status(kv::TxId{id.view + 1, id.seqno}), TxStatus::kInvalid);
+
+    // An unsigned tail rolled back and overwritten in a later view becomes Invalid.
+    ASSERT_TRUE(put_and_commit(store, "private", "b", "2").ok());
+    kv::TxId lost = store.current();
+    ASSERT_TRUE(ledger->rollback(ledger->committed()).ok());
+    EXPECT_EQ(ledger->tx_status(lost), TxStatus::kUnknown);
+    ASSERT_TRUE(put_and_commit(store, "private", "c", "3").ok());
+    EXPECT_GT(store.current().view, lost.view);
+    EXPECT_EQ(ledger->tx_status(lost), TxStatus::kUnknown);
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->tx_status(lost), TxStatus::kInvalid);
+    EXPECT_EQ(ledger->tx_status(store.current()), TxStatus::kCommitted);
+}
+
+TEST_F(LedgerReopenTest, FollowerLedgerIsByteIdentical) {
+    kv::Store leader_store;
+    auto leader = open(leader_store, "leader");
+    kv::Store follower_store;
+    auto follower = open(follower_store, "follower");
+    ASSERT_TRUE(leader && follower);
+
+    uint64_t replicated = 0;
+    auto replicate = [&]() {
+        for (uint64_t s = replicated + 1; s <= leader->last_seqno(); ++s) {
+            Status st = follower->append_replicated(leader->entry_bytes(s).value());
+            ASSERT_TRUE(st.ok()) << st.to_string();
+        }
+        replicated = leader->last_seqno();
+    };
+    write_entries(leader_store, *leader, 30, "r");
+    ASSERT_TRUE(leader->sign_now().ok());
+    replicate();
+
+    // The follower refuses out-of-order and tampered entries.
+    Bytes first = leader->entry_bytes(1).value();
+    EXPECT_EQ(follower->append_replicated(first).code(), Errc::kFailedPrecondition);
+    ASSERT_TRUE(put_and_commit(leader_store, "private", "x", "y").ok());
+    Bytes next = leader->entry_bytes(leader->last_seqno()).value();
+    next[next.size() - 3] ^= 1;
+    EXPECT_EQ(follower->append_replicated(next).code(), Errc::kCrypto);
+
+    // An unsigned tail, rolled back on both, then writing goes on.
+    replicate();
+    ASSERT_TRUE(put_and_commit(leader_store, "public:log", "z", "tail").ok());
+    replicate();
+    ASSERT_TRUE(leader->flush().ok());
+    ASSERT_TRUE(follower->flush().ok());
+    uint64_t signed_at = leader->committed();
+    ASSERT_TRUE(leader->rollback(signed_at).ok());
+    ASSERT_TRUE(follower->rollback(signed_at).ok());
+    replicated = signed_at;
+    EXPECT_EQ(testing::dump_store(leader_store), testing::dump_store(follower_store));
+    write_entries(leader_store, *leader, 12, "after");
+    ASSERT_TRUE(leader->sign_now().ok());
+    replicate();
+    ASSERT_TRUE(leader->flush().ok());
+    ASSERT_TRUE(follower->flush().ok());
+
+    EXPECT_EQ(leader->root(), follower->root());
+    EXPECT_EQ(testing::dump_store(leader_store), testing::dump_store(follower_store));
+    auto leader_files = leader->chunk_files();
+    auto follower_files = follower->chunk_files();
+    ASSERT_EQ(leader_files.size(), follower_files.size());
+    ASSERT_GE(leader_files.size(), 2u);
+    for (size_t i = 0; i < leader_files.size(); ++i) {
+        EXPECT_EQ(leader_files[i].substr(std::string("leader").size()),
+                  follower_files[i].substr(std::string("follower").size()));
+        EXPECT_EQ(fs_.read_file(leader_files[i]).value(), fs_.read_file(follower_files[i]).value())
+            << leader_files[i];
+    }
+    EXPECT_TRUE(verify_ledger_directory(fs_, "follower", identities().service_cert).ok());
+}
+
+TEST_F(LedgerReopenTest, ForgedSignatureEntryIsRefusedByAFollower) {
+    kv::Store leader_store;
+    auto leader = open(leader_store, "leader");
+    kv::Store follower_store;
+    auto follower = open(follower_store, "follower");
+    write_entries(leader_store, *leader, 3, "g");
+    for (uint64_t s = 1; s <= 3; ++s) {
+        ASSERT_TRUE(follower->append_replicated(leader->entry_bytes(s).value()).ok());
+    }
+    // A signature over a different root, correctly signed by the node key.
+    Hash wrong_root = leader->root();
+    wrong_root[0] ^= 1;
+    auto record = make_signature_record(kv::TxId{leader_store.view(), 4}, wrong_root, "node-1",
+                                        identities().node_cert, identities().node_key);
+    ASSERT_TRUE(record.ok());
+    EntryEncoder encoder;
+    auto bytes = encoder.encode(kv::TxId{leader_store.view(), 4}, signature_write_set(*record),
+                                *secrets_.current(), true);
+    ASSERT_TRUE(bytes.ok());
+    Status refused = follower->append_replicated(*bytes);
+    EXPECT_EQ(refused.code(), Errc::kCorrupt) << refused.to_string();
+    EXPECT_EQ(follower->last_seqno(), 3u);
+}
+
+TEST_F(LedgerReopenTest, MaybeSignFollowsTheEntryInterval) {
+    kv::Store store;
+    auto ledger = open(store);
+    for (int i = 0; i < 9; ++i) {
+        ASSERT_TRUE(put_and_commit(store, "public:a", "k", std::to_string(i)).ok());
+        ASSERT_TRUE(ledger->maybe_sign().ok());
+    }
+    EXPECT_EQ(ledger->last_seqno(), 9u);
+    ASSERT_TRUE(put_and_commit(store, "public:a", "k", "10").ok());
+    ASSERT_TRUE(ledger->maybe_sign().ok());
+    EXPECT_EQ(ledger->last_seqno(), 11u);
+    ASSERT_TRUE(ledger->maybe_sign().ok());
+    EXPECT_EQ(ledger->last_seqno(), 11u);
+}
+
+TEST_F(LedgerReopenTest, FullDiskDropsTheUnflushedTailAndWritingGoesOn) {
+    kv::Store store;
+    auto ledger = open(store);
+    write_entries(store, *ledger, 5, "d");
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    uint64_t durable = ledger->durable_seqno();
+    fs_.set_disk_full_after(10);
+    ASSERT_TRUE(put_and_commit(store, "private", "lost", "value").ok());
+    auto flushed = ledger->flush();
+    ASSERT_FALSE(flushed.ok());
+    EXPECT_EQ(flushed.status().code(), Errc::kNoSpace);
+    EXPECT_EQ(ledger->last_seqno(), durable);
+    EXPECT_EQ(store.current().seqno, durable);
+    fs_.clear_disk_full();
+    ASSERT_TRUE(put_and_commit(store, "private", "kept", "value").ok());
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_TRUE(verify_ledger_directory(fs_, "l", identities().service_cert).ok());
+}
+
+}  // namespace
+}  // namespace coffer::ledger
