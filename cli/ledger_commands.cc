@@ -1,5 +1,6 @@
 // `coffer ledger verify DIR` and `coffer ledger show DIR`: offline inspection of a ledger
 // directory. Neither needs any secret; private parts are shown only as their size.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -43,10 +44,34 @@ Result<std::optional<crypto::Certificate>> load_optional_cert(const std::string&
     return std::optional<crypto::Certificate>(std::move(cert).value());
 }
 
+// A ledger directory must exist, be a directory and hold at least one chunk file: an empty
+// or mistyped path must not "verify" as an empty ledger.
+Status check_ledger_dir(const std::string& dir) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) {
+        return error(Errc::kNotFound, dir + " does not exist");
+    }
+    if (!std::filesystem::is_directory(dir, ec)) {
+        return error(Errc::kInvalidArgument, dir + " is not a directory");
+    }
+    for (const auto& item : std::filesystem::directory_iterator(dir, ec)) {
+        std::string name = item.path().filename().string();
+        if (name.starts_with("ledger_") && item.is_regular_file(ec)) {
+            return Status();
+        }
+    }
+    return error(Errc::kNotFound, dir + " holds no ledger chunk files (ledger_*)");
+}
+
 int verify_command(const std::string& dir, const std::string& cert_path) {
     auto cert = load_optional_cert(cert_path);
     if (!cert.ok()) {
         std::cerr << "error: " << cert.status().message() << "\n";
+        return 2;
+    }
+    Status dir_ok = check_ledger_dir(dir);
+    if (!dir_ok.ok()) {
+        std::cerr << "error: " << dir_ok.message() << "\n";
         return 2;
     }
     ledger::PosixFileSystem fs;
@@ -92,6 +117,9 @@ void print_entry(const ledger::LedgerEntryInfo& e) {
     }
 }
 
+// Verifies the whole directory before printing anything, so that nothing is shown from a
+// ledger whose signatures do not hold; entries after the last signature are marked as not
+// covered by one.
 int show_command(const std::string& dir, const std::string& cert_path, uint64_t from,
                  uint64_t limit) {
     auto cert = load_optional_cert(cert_path);
@@ -99,7 +127,19 @@ int show_command(const std::string& dir, const std::string& cert_path, uint64_t 
         std::cerr << "error: " << cert.status().message() << "\n";
         return 2;
     }
+    Status dir_ok = check_ledger_dir(dir);
+    if (!dir_ok.ok()) {
+        std::cerr << "error: " << dir_ok.message() << "\n";
+        return 2;
+    }
     ledger::PosixFileSystem fs;
+    auto summary = ledger::verify_ledger_directory(fs, dir, *cert);
+    if (!summary.ok()) {
+        std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
+        return 1;
+    }
+    uint64_t last_signed = summary->last_signed ? summary->last_signed->seqno : 0;
+
     uint64_t shown = 0;
     Status s = ledger::for_each_ledger_entry(
         fs, dir, from, *cert, [&](const ledger::LedgerEntryInfo& e) -> Status {
@@ -107,12 +147,19 @@ int show_command(const std::string& dir, const std::string& cert_path, uint64_t 
                 return error(Errc::kResourceExhausted, "limit reached");
             }
             print_entry(e);
+            if (e.tx_id.seqno > last_signed) {
+                std::cout << "    (not covered by a signature yet)\n";
+            }
             ++shown;
             return Status();
         });
     if (!s.ok() && s.code() != Errc::kResourceExhausted) {
         std::cerr << "error: " << s.message() << "\n";
         return 1;
+    }
+    if (summary->torn_file) {
+        std::cout << "torn tail in " << *summary->torn_file << " at offset " << summary->torn_offset
+                  << " (" << summary->torn_bytes << " bytes)\n";
     }
     return 0;
 }
@@ -143,9 +190,12 @@ void add_ledger_commands(CLI::App& app, int& exit_code) {
         "show", "print entries: public writes in clear, private parts as their size");
     show->add_option("dir", args->dir, "ledger directory")->required();
     show->add_option("--service-cert", args->service_cert, "service certificate (PEM)");
-    show->add_option("--from", args->from, "first seqno to print")->capture_default_str();
+    show->add_option("--from", args->from, "first seqno to print")
+        ->capture_default_str()
+        ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
     show->add_option("--limit", args->limit, "print at most this many entries (0 = all)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     show->callback([&exit_code, args] {
         exit_code = show_command(args->dir, args->service_cert, args->from, args->limit);
     });

@@ -45,6 +45,10 @@ Status Status::with_context(std::string_view context) const {
     if (ok()) {
         return *this;
     }
+    // Callers may pass "opening x" or "opening x: "; both give one separator.
+    while (!context.empty() && (context.back() == ' ' || context.back() == ':')) {
+        context.remove_suffix(1);
+    }
     return Status(code_, std::string(context) + ": " + message_);
 }
 

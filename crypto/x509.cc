@@ -107,8 +107,25 @@ Certificate Certificate::adopt(x509_st* cert) {
 }
 
 Result<Certificate> Certificate::from_pem(std::string_view pem) {
+    // Exactly one certificate block with nothing but whitespace around it: a bundle or
+    // trailing text here would otherwise silently pin only its first certificate.
+    static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+    static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+    static constexpr std::string_view kSpace = " \t\r\n";
+    size_t first = pem.find_first_not_of(kSpace);
+    size_t last = pem.find_last_not_of(kSpace);
+    std::string_view body =
+        first == std::string_view::npos ? std::string_view() : pem.substr(first, last - first + 1);
+    if (!body.starts_with(kBegin) || !body.ends_with(kEnd)) {
+        return error(Errc::kInvalidArgument,
+                     "certificate PEM must hold exactly one CERTIFICATE block and nothing else");
+    }
+    if (body.find("-----BEGIN", kBegin.size()) != std::string_view::npos) {
+        return error(Errc::kInvalidArgument,
+                     "certificate PEM holds more than one block (expected exactly one)");
+    }
     detail::clear_openssl_errors();
-    BioPtr bio = detail::memory_bio(pem);
+    BioPtr bio = detail::memory_bio(body);
     X509* cert = PEM_read_bio_X509(bio.get(), nullptr, no_password, nullptr);
     if (cert == nullptr) {
         return detail::openssl_error(Errc::kInvalidArgument, "unparsable certificate PEM");

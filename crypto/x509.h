@@ -32,8 +32,8 @@ class Certificate {
     Certificate(Certificate&& other) noexcept;
     Certificate& operator=(Certificate&& other) noexcept;
 
-    // Parses exactly one "CERTIFICATE" PEM block (the first one if there are several).
-    // Errors: kInvalidArgument if no certificate parses.
+    // Parses exactly one "CERTIFICATE" PEM block; only whitespace may surround it (a bundle
+    // must go through chain_from_pem). Errors: kInvalidArgument naming the problem.
     static Result<Certificate> from_pem(std::string_view pem);
     // Parses one DER certificate; trailing bytes are refused. Errors: kInvalidArgument.
     static Result<Certificate> from_der(ByteSpan der);

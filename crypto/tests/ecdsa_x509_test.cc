@@ -280,3 +280,30 @@ TEST(X509, AmdRsaPssChainVerifiesWithTimeIgnored) {
 
 }  // namespace
 }  // namespace coffer::crypto
+
+namespace coffer::crypto {
+namespace {
+
+TEST(Certificate, FromPemRefusesBundlesAndSurroundingText) {
+    auto key = EcdsaPrivateKey::generate();
+    ASSERT_TRUE(key.ok());
+    CertificateOptions opts;
+    opts.common_name = "strict pem";
+    opts.not_before_unix = 0;
+    opts.not_after_unix = 4102444800;
+    auto cert = make_self_signed_certificate(*key, opts);
+    ASSERT_TRUE(cert.ok());
+    std::string pem = cert->to_pem();
+
+    EXPECT_TRUE(Certificate::from_pem("\n  " + pem + "\n\n").ok());
+    EXPECT_EQ(Certificate::from_pem(pem + pem).status().code(), Errc::kInvalidArgument);
+    EXPECT_EQ(Certificate::from_pem("junk\n" + pem).status().code(), Errc::kInvalidArgument);
+    EXPECT_EQ(Certificate::from_pem(pem + "junk").status().code(), Errc::kInvalidArgument);
+    EXPECT_EQ(Certificate::from_pem("").status().code(), Errc::kInvalidArgument);
+    auto both = Certificate::chain_from_pem(pem + pem);
+    ASSERT_TRUE(both.ok());
+    EXPECT_EQ(both->size(), 2u);
+}
+
+}  // namespace
+}  // namespace coffer::crypto
