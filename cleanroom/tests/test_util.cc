@@ -1,0 +1,55 @@
+#include "cleanroom/tests/test_util.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace coffer::cleanroom::testing {
+
+std::string data_path(const std::string& relative) {
+    return std::string(COFFER_DATA_DIR) + "/" + relative;
+}
+
+bool data_exists(const std::string& relative) {
+    return std::filesystem::exists(data_path(relative));
+}
+
+bool allow_missing_data() {
+    const char* v = std::getenv("COFFER_ALLOW_MISSING_DATA");
+    return v != nullptr && std::string(v) == "1";
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        ADD_FAILURE() << "cannot read " << path;
+        return {};
+    }
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+DatasetSchema make_schema(const std::string& name, const std::vector<std::string>& columns) {
+    DatasetSchema s;
+    s.name = name;
+    for (const std::string& spec : columns) {
+        const size_t colon = spec.find(':');
+        const std::string type = spec.substr(colon + 1);
+        ColumnType t = ColumnType::kString;
+        if (type == "int") {
+            t = ColumnType::kInt;
+        } else if (type == "decimal") {
+            t = ColumnType::kDecimal;
+        } else if (type == "bool") {
+            t = ColumnType::kBool;
+        } else if (type == "date") {
+            t = ColumnType::kDate;
+        }
+        s.columns.push_back(Column{spec.substr(0, colon), t});
+    }
+    return s;
+}
+
+}  // namespace coffer::cleanroom::testing
