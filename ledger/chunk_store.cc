@@ -29,6 +29,7 @@ static_assert(kFrameTrailerSize == 8);
 static_assert(kMaxEntrySize <= UINT32_MAX, "entry_size is a u32 field");
 
 constexpr const char* kIgnoredDir = "ignored";
+constexpr std::string_view kChunkNamePrefix = "ledger_";
 
 uint64_t load_u64(const uint8_t* p) {
     uint64_t v = 0;
@@ -108,8 +109,11 @@ bool entry_checksum_ok(const uint8_t* frame, uint32_t entry_size) {
     return load_u64(frame + kFrameHeaderSize + entry_size) == checksum64(covered, entry);
 }
 
+// memcmp of the span against itself shifted by one byte: every byte equals the next, and the
+// first is zero. memcmp is vectorised; a byte loop made scanning a large zero region slow.
 bool all_zero(ByteSpan data) {
-    return std::all_of(data.begin(), data.end(), [](uint8_t b) { return b == 0; });
+    return data.empty() ||
+           (data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0);
 }
 
 // ---- File names ----
@@ -123,7 +127,7 @@ struct ChunkName {
 };
 
 std::string format_name(const ChunkName& n) {
-    std::string base = "ledger_" + std::to_string(n.first);
+    std::string base = std::string(kChunkNamePrefix) + std::to_string(n.first);
     switch (n.kind) {
         case NameKind::kOpen:
             return base + ".open";
@@ -148,7 +152,8 @@ bool parse_number(std::string_view& s, uint64_t& out) {
 std::optional<ChunkName> parse_name(std::string_view name) {
     std::string_view s = name;
     ChunkName n;
-    if (!s.starts_with("ledger_") || (s.remove_prefix(7), !parse_number(s, n.first))) {
+    if (!s.starts_with(kChunkNamePrefix) ||
+        (s.remove_prefix(kChunkNamePrefix.size()), !parse_number(s, n.first))) {
         return std::nullopt;
     }
     if (s == ".open") {
@@ -174,6 +179,11 @@ Status corrupt_error(const std::string& path, uint64_t seqno, uint64_t offset,
 
 // ---- Scanning one chunk file ----
 
+// Validation reads a chunk through a buffer of at most one frame (kMaxEntrySize plus the
+// frame overhead) and checks an all-zero tail in blocks of this size, so that open's memory
+// use is bounded by the largest entry, never by the file (a sparse file can be huge).
+constexpr size_t kScanBlockBytes = 1u << 20;
+
 struct ScannedFrame {
     uint64_t offset = 0;
     uint32_t entry_size = 0;
@@ -181,6 +191,7 @@ struct ScannedFrame {
 };
 
 struct ScanResult {
+    uint64_t file_size = 0;
     uint64_t end_offset = 0;  // where the valid data ends
     uint64_t next_seqno = 0;  // the seqno after the last valid frame
     bool torn = false;        // the bytes after end_offset are a torn tail
@@ -212,57 +223,140 @@ Status check_chunk_header(ByteSpan data, const std::string& path, uint64_t first
     return Status::ok_status();
 }
 
-// Validates the frames after the chunk header; stops at the first torn or corrupt byte.
-void scan_frames(ByteSpan data, const std::string& path, ScanResult& r) {
-    uint64_t off = kChunkHeaderSize;
-    while (off < data.size()) {
-        ByteSpan tail = data.subspan(off);
-        uint64_t seqno = r.next_seqno;
-        std::string last_good = " (last good seqno " + std::to_string(seqno - 1) + ")";
-        if (all_zero(tail) || tail.size() < kFrameHeaderSize) {
-            r.torn = true;
-            break;
-        }
-        FrameHeader h = decode_frame_header(tail.data());
-        if (!h.checksum_ok) {
-            r.status =
-                corrupt_error(path, seqno, off, "frame header checksum mismatch" + last_good);
-            break;
-        }
-        if (!h.reserved_zero || (h.flags & ~kFlagSignature) != 0 || h.entry_size > kMaxEntrySize ||
-            h.seqno != seqno) {
-            r.status =
-                corrupt_error(path, seqno, off,
-                              "frame header invalid (frame says seqno " + std::to_string(h.seqno) +
-                                  ", size " + std::to_string(h.entry_size) + ")" + last_good);
-            break;
-        }
-        if (tail.size() < kFrameOverhead + h.entry_size) {
-            r.torn = true;
-            break;
-        }
-        if (!entry_checksum_ok(tail.data(), h.entry_size)) {
-            r.status = corrupt_error(path, seqno, off, "entry checksum mismatch" + last_good);
-            break;
-        }
-        r.frames.push_back({off, h.entry_size, (h.flags & kFlagSignature) != 0});
-        off += kFrameOverhead + h.entry_size;
-        ++r.next_seqno;
+// Reads exactly out.size() bytes at `offset` (the caller checked the file is long enough).
+Status read_exact(File& file, uint64_t offset, std::span<uint8_t> out) {
+    COFFER_ASSIGN_OR_RETURN(size_t n, file.read_at(offset, out));
+    if (n != out.size()) {
+        return error(Errc::kIo, "ledger chunk " + file.path() + " shrank while it was read");
     }
-    r.end_offset = off;
+    return Status::ok_status();
 }
 
-ScanResult scan_chunk(ByteSpan data, const std::string& path, uint64_t first) {
+// Whether every byte of [offset, end) is zero, read in kScanBlockBytes blocks.
+Result<bool> zero_from(File& file, uint64_t offset, uint64_t end) {
+    Bytes block(static_cast<size_t>(std::min<uint64_t>(kScanBlockBytes, end - offset)));
+    while (offset < end) {
+        std::span<uint8_t> part(
+            block.data(), static_cast<size_t>(std::min<uint64_t>(block.size(), end - offset)));
+        COFFER_RETURN_IF_ERROR(read_exact(file, offset, part));
+        if (!all_zero(part)) {
+            return false;
+        }
+        offset += part.size();
+    }
+    return true;
+}
+
+// How a scan treats bytes after the last complete frame: only the newest `.open` chunk may
+// end torn (docs/formats/ledger-chunk.md); anywhere else they are damage.
+Status tail_damage(const std::string& path, const ScanResult& r, uint64_t off,
+                   const std::string& what) {
+    return corrupt_error(path, r.next_seqno, off,
+                         what + " in a closed chunk (last good seqno " +
+                             std::to_string(r.next_seqno - 1) +
+                             "); only the newest .open chunk may end torn");
+}
+
+// Validates the frame at `off`; on success appends it to r.frames and returns true. Returns
+// false when the scan must stop there (r.torn or r.status says why).
+Result<bool> scan_frame(File& file, const std::string& path, uint64_t off, bool may_tear,
+                        Bytes& buffer, ScanResult& r) {
+    uint64_t seqno = r.next_seqno;
+    uint64_t remaining = r.file_size - off;
+    std::string last_good = " (last good seqno " + std::to_string(seqno - 1) + ")";
+    if (remaining < kFrameHeaderSize) {
+        r.torn = may_tear;
+        if (!may_tear) {
+            r.status = tail_damage(path, r, off, "a partial frame header");
+        }
+        return false;
+    }
+    std::array<uint8_t, kFrameHeaderSize> header{};
+    COFFER_RETURN_IF_ERROR(read_exact(file, off, header));
+    if (all_zero(header) && may_tear) {
+        COFFER_ASSIGN_OR_RETURN(bool zeros, zero_from(file, off, r.file_size));
+        if (zeros) {
+            r.torn = true;
+            return false;
+        }
+    }
+    FrameHeader h = decode_frame_header(header.data());
+    if (!h.checksum_ok) {
+        r.status =
+            all_zero(header) && !may_tear
+                ? tail_damage(path, r, off, "zero-filled bytes")
+                : corrupt_error(path, seqno, off, "frame header checksum mismatch" + last_good);
+        return false;
+    }
+    if (!h.reserved_zero || (h.flags & ~kFlagSignature) != 0 || h.entry_size > kMaxEntrySize ||
+        h.seqno != seqno) {
+        r.status =
+            corrupt_error(path, seqno, off,
+                          "frame header invalid (frame says seqno " + std::to_string(h.seqno) +
+                              ", size " + std::to_string(h.entry_size) + ")" + last_good);
+        return false;
+    }
+    if (remaining < kFrameOverhead + h.entry_size) {
+        r.torn = may_tear;
+        if (!may_tear) {
+            r.status = tail_damage(path, r, off, "a frame cut short");
+        }
+        return false;
+    }
+    buffer.resize(kFrameOverhead + h.entry_size);
+    std::copy(header.begin(), header.end(), buffer.begin());
+    COFFER_RETURN_IF_ERROR(read_exact(file, off + kFrameHeaderSize,
+                                      std::span<uint8_t>(buffer).subspan(kFrameHeaderSize)));
+    if (!entry_checksum_ok(buffer.data(), h.entry_size)) {
+        r.status = corrupt_error(path, seqno, off, "entry checksum mismatch" + last_good);
+        return false;
+    }
+    r.frames.push_back({off, h.entry_size, (h.flags & kFlagSignature) != 0});
+    ++r.next_seqno;
+    return true;
+}
+
+// Validates a chunk file frame by frame, streaming (at most one frame in memory); stops at
+// the first torn or damaged byte. `may_tear`: the file is the newest `.open` chunk, whose tail
+// may have been torn by a crash. I/O errors are returned; damage is reported in r.status.
+Result<ScanResult> scan_chunk(File& file, const std::string& path, uint64_t first, bool may_tear) {
     ScanResult r;
     r.next_seqno = first;
-    if (data.size() < kChunkHeaderSize || all_zero(data)) {
-        r.torn = true;
+    COFFER_ASSIGN_OR_RETURN(r.file_size, file.size());
+    if (r.file_size > kMaxChunkFileBytes) {
+        r.status = corrupt_error(
+            path, first, 0,
+            "file is " + std::to_string(r.file_size) + " bytes, over kMaxChunkFileBytes (" +
+                std::to_string(kMaxChunkFileBytes) + "); refused before reading it");
         return r;
     }
-    r.status = check_chunk_header(data, path, first);
-    if (r.status.ok()) {
-        scan_frames(data, path, r);
+    if (r.file_size < kChunkHeaderSize) {
+        r.torn = may_tear;
+        if (!may_tear) {
+            r.status = tail_damage(path, r, 0, "a partial chunk header");
+        }
+        return r;
     }
+    std::array<uint8_t, kChunkHeaderSize> header{};
+    COFFER_RETURN_IF_ERROR(read_exact(file, 0, header));
+    if (all_zero(header) && may_tear) {
+        COFFER_ASSIGN_OR_RETURN(bool zeros, zero_from(file, 0, r.file_size));
+        if (zeros) {
+            r.torn = true;
+            return r;
+        }
+    }
+    r.status = check_chunk_header(header, path, first);
+    uint64_t off = kChunkHeaderSize;
+    Bytes buffer;
+    while (r.status.ok() && off < r.file_size) {
+        COFFER_ASSIGN_OR_RETURN(bool more, scan_frame(file, path, off, may_tear, buffer, r));
+        if (!more) {
+            break;
+        }
+        off += kFrameOverhead + r.frames.back().entry_size;
+    }
+    r.end_offset = off;
     return r;
 }
 
@@ -299,24 +393,50 @@ struct NamedChunk {
     std::string name;
 };
 
-Result<std::vector<NamedChunk>> list_chunks(FileSystem& fs, const std::string& dir) {
+// The ledger files of a directory: canonical chunk names, sorted by first seqno, and every
+// other name that starts with "ledger_" (a stray or misspelt file that open and verify must
+// not silently skip: it may hold entries). `ignored/`, `coffer.view` and other names are not
+// ledger files.
+struct DirListing {
+    std::vector<NamedChunk> chunks;
+    std::vector<std::string> unrecognised;
+};
+
+Result<DirListing> list_chunks(FileSystem& fs, const std::string& dir) {
     COFFER_ASSIGN_OR_RETURN(std::vector<std::string> names, fs.list_dir(dir));
-    std::vector<NamedChunk> out;
+    DirListing out;
     for (const std::string& name : names) {
         if (std::optional<ChunkName> parsed = parse_name(name)) {
-            out.push_back({*parsed, name});
+            out.chunks.push_back({*parsed, name});
+        } else if (name.starts_with(kChunkNamePrefix)) {
+            out.unrecognised.push_back(name);
         }
     }
-    std::sort(out.begin(), out.end(), [](const NamedChunk& a, const NamedChunk& b) {
+    std::sort(out.chunks.begin(), out.chunks.end(), [](const NamedChunk& a, const NamedChunk& b) {
         return a.parsed.first < b.parsed.first;
     });
     return out;
 }
 
+Status unrecognised_error(const std::string& path) {
+    return error(Errc::kCorrupt,
+                 "ledger chunk corrupt: file=" + path +
+                     " seqno=0 offset=0: unrecognised ledger file name (expected "
+                     "ledger_<first>.open, ledger_<first>-<last>.chunk or "
+                     "ledger_<first>-<last>.committed, decimal without leading zeros); move it "
+                     "out of the ledger directory");
+}
+
 // Moves aside what open_from_snapshot() documents; returns whether any chunk file remains.
 Result<bool> set_aside_for_snapshot(FileSystem& fs, const std::string& dir, uint64_t snapshot_seqno,
                                     OpenReport* report) {
-    COFFER_ASSIGN_OR_RETURN(std::vector<NamedChunk> chunks, list_chunks(fs, dir));
+    COFFER_ASSIGN_OR_RETURN(DirListing listing, list_chunks(fs, dir));
+    const std::vector<NamedChunk>& chunks = listing.chunks;
+    bool moved = false;
+    for (const std::string& name : listing.unrecognised) {
+        COFFER_RETURN_IF_ERROR(move_aside(fs, dir, name, "unrecognised_name", report));
+        moved = true;
+    }
     std::vector<const NamedChunk*> run;
     for (const NamedChunk& c : chunks) {
         bool contiguous = run.empty() || c.parsed.first == run.back()->parsed.last + 1;
@@ -327,7 +447,6 @@ Result<bool> set_aside_for_snapshot(FileSystem& fs, const std::string& dir, uint
     bool keep_run = !run.empty() && run.back()->parsed.last >= snapshot_seqno &&
                     run.front()->parsed.first <= snapshot_seqno + 1 &&
                     run.front()->parsed.first == chunks.front().parsed.first;
-    bool moved = false;
     for (const NamedChunk& c : chunks) {
         bool kept = keep_run && std::find(run.begin(), run.end(), &c) != run.end();
         if (kept) {
@@ -422,7 +541,15 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open_from_snapshot(FileSystem& f
 }
 
 Status ChunkStore::load(OpenReport* report) {
-    COFFER_ASSIGN_OR_RETURN(std::vector<NamedChunk> named, list_chunks(fs_, opts_.dir));
+    COFFER_ASSIGN_OR_RETURN(DirListing listing, list_chunks(fs_, opts_.dir));
+    if (!listing.unrecognised.empty()) {
+        std::string path = path_of(listing.unrecognised.front());
+        if (report != nullptr) {
+            report->corrupt_file = path;
+        }
+        return unrecognised_error(path);
+    }
+    const std::vector<NamedChunk>& named = listing.chunks;
     for (size_t i = 0; i < named.size(); ++i) {
         const ChunkName& n = named[i].parsed;
         bool open_not_last = n.kind == NameKind::kOpen && i + 1 != named.size();
@@ -445,7 +572,7 @@ Status ChunkStore::load(OpenReport* report) {
     committed_seqno_ = first_seqno_ - 1;
     for (size_t i = 0; i < chunks_.size(); ++i) {
         uint64_t expected = i == 0 ? first_seqno_ : chunks_[i - 1].last + 1;
-        Status st = load_chunk(i, i + 1 == chunks_.size(), expected, report);
+        Status st = load_chunk(i, expected, report);
         if (!st.ok()) {
             if (report != nullptr && st.code() == Errc::kCorrupt) {
                 report->corrupt_file = path_of(chunks_[i].name);
@@ -483,8 +610,7 @@ Status ChunkStore::open_newest_for_append() {
     return fs_.sync_dir(opts_.dir);
 }
 
-Status ChunkStore::load_chunk(size_t index, bool newest, uint64_t expected_first,
-                              OpenReport* report) {
+Status ChunkStore::load_chunk(size_t index, uint64_t expected_first, OpenReport* report) {
     Chunk& chunk = chunks_[index];
     std::string path = path_of(chunk.name);
     if (chunk.first != expected_first) {
@@ -493,15 +619,12 @@ Status ChunkStore::load_chunk(size_t index, bool newest, uint64_t expected_first
                                  std::to_string(expected_first) + ".." +
                                  std::to_string(chunk.first - 1));
     }
+    // load() refused an `.open` chunk that is not the newest, so this is the newest one.
+    bool may_tear = chunk.state == ChunkState::kOpen;
+    COFFER_CHECK(!may_tear || index + 1 == chunks_.size(), "an open chunk that is not the newest");
     COFFER_ASSIGN_OR_RETURN(std::unique_ptr<File> file, fs_.open_read(path));
-    COFFER_ASSIGN_OR_RETURN(Bytes data, read_whole_file(*file, kMaxChunkFileBytes));
-    ScanResult scan = scan_chunk(data, path, chunk.first);
+    COFFER_ASSIGN_OR_RETURN(ScanResult scan, scan_chunk(*file, path, chunk.first, may_tear));
     COFFER_RETURN_IF_ERROR(scan.status);
-    if (scan.torn && !newest) {
-        return corrupt_error(path, scan.next_seqno, scan.end_offset,
-                             "torn tail in a chunk that is not the newest (last good seqno " +
-                                 std::to_string(scan.next_seqno - 1) + ")");
-    }
     for (const ScannedFrame& f : scan.frames) {
         entries_.push_back({f.offset, f.entry_size, static_cast<uint32_t>(index), f.is_signature});
     }
@@ -510,40 +633,37 @@ Status ChunkStore::load_chunk(size_t index, bool newest, uint64_t expected_first
     chunk.size_bytes =
         scan.torn ? std::max<uint64_t>(scan.end_offset, kChunkHeaderSize) : scan.end_offset;
     if (scan.torn) {
-        COFFER_RETURN_IF_ERROR(repair_torn(index, scan.end_offset, data.size(), report));
+        return repair_torn(index, scan.end_offset, scan.file_size, report);
     }
     if (chunk.state == ChunkState::kOpen) {
         return Status::ok_status();
     }
-    return check_closed_chunk(index, newest, name_last, scan.torn);
+    return check_closed_chunk(index, name_last);
 }
 
-Status ChunkStore::check_closed_chunk(size_t index, bool newest, uint64_t name_last, bool torn) {
-    Chunk& chunk = chunks_[index];
+// A closed or committed chunk was fsynced before it took its name (close_open_chunk), and
+// truncate renames a chunk to `.open` before cutting it: no crash leaves a closed name over
+// fewer frames. So its frames must cover exactly the range its name says, and end on a
+// signature entry; anything else is damage, even in the newest chunk.
+Status ChunkStore::check_closed_chunk(size_t index, uint64_t name_last) const {
+    const Chunk& chunk = chunks_[index];
     std::string path = path_of(chunk.name);
     bool ends_on_signature = chunk.last >= chunk.first && entries_.back().is_signature;
-    if (chunk.last == name_last && ends_on_signature) {
-        return Status::ok_status();
+    if (chunk.last < name_last) {
+        return corrupt_error(path, chunk.last + 1, chunk.size_bytes,
+                             "closed chunk ends after seqno " + std::to_string(chunk.last) +
+                                 " but its name says .." + std::to_string(name_last) + ": seqnos " +
+                                 std::to_string(chunk.last + 1) + ".." + std::to_string(name_last) +
+                                 " are missing");
     }
-    if (!newest || chunk.last > name_last) {
+    if (chunk.last > name_last || !ends_on_signature) {
         return corrupt_error(path, chunk.last, chunk.size_bytes,
                              "closed chunk holds seqnos " + std::to_string(chunk.first) + ".." +
                                  std::to_string(chunk.last) + " but its name says .." +
                                  std::to_string(name_last) +
                                  (ends_on_signature ? "" : " or it does not end on a signature"));
     }
-    // The newest chunk lost its end (torn, or cut at an entry boundary by some tool): it is
-    // the chunk being appended to again, so it takes the open name.
-    if (!torn) {
-        spdlog::warn("ledger.closed_chunk_short file={} offset={} last_seqno={} name_last={}", path,
-                     chunk.size_bytes, chunk.last, name_last);
-    }
-    if (read_only_) {
-        chunk.state = ChunkState::kOpen;
-        return Status::ok_status();
-    }
-    COFFER_RETURN_IF_ERROR(rename_chunk(index, ChunkState::kOpen));
-    return fs_.sync_dir(opts_.dir);
+    return Status::ok_status();
 }
 
 Status ChunkStore::repair_torn(size_t index, uint64_t cut_offset, uint64_t file_size,
@@ -955,6 +1075,20 @@ std::vector<std::string> ChunkStore::chunk_files() const {
         out.push_back(path_of(c.name));
     }
     return out;
+}
+
+std::optional<uint64_t> ChunkStore::last_signature_seqno() const {
+    for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+        if (it->is_signature) {
+            return it->seqno;
+        }
+    }
+    for (size_t i = entries_.size(); i > 0; --i) {
+        if (entries_[i - 1].is_signature) {
+            return first_seqno_ + i - 1;
+        }
+    }
+    return std::nullopt;
 }
 
 Result<ChunkStore::Location> ChunkStore::locate(uint64_t seqno) const {

@@ -4,11 +4,15 @@
 // handling of stale files are specified in docs/formats/ledger-chunk.md. In short:
 //   - a directory holds chunk files `ledger_<first>.open` (the one being appended to),
 //     `ledger_<first>-<last>.chunk` (closed) and `ledger_<first>-<last>.committed` (closed,
-//     every entry committed); other names are ignored; `ignored/` holds files set aside;
+//     every entry committed); any other name starting with "ledger_" is an error (it might
+//     hold entries); other names are not ours; `ignored/` holds files set aside;
 //   - a chunk closes only on a signature entry, once it has reached chunk_size_bytes;
 //   - every frame carries a checksum of its own header and one of its entry, so that a tail
 //     cut by a crash (torn, repaired on open with one WARN) is told apart from damage
-//     (corrupt, open fails with kCorrupt naming the file, seqno and byte offset).
+//     (corrupt, open fails with kCorrupt naming the file, seqno and byte offset); only the
+//     newest `.open` chunk may end torn: a closed chunk must hold exactly its name's range;
+//   - validation streams through one frame at a time, so open's memory is bounded by
+//     kMaxEntrySize, not by the size of a file.
 //
 // Group commit: append() only buffers; flush() writes every buffered frame and syncs once
 // (per chunk file written), then syncs the directory if a ledger file was created or
@@ -47,7 +51,9 @@ constexpr size_t kMaxBatchEntries = 65536;
 // The most unflushed bytes that may wait at once (append() refuses more).
 constexpr uint64_t kMaxPendingBytes = 256u << 20;
 // Largest chunk_size_bytes accepted; a chunk file may exceed it only until the next
-// signature entry, and open() refuses chunk files over kMaxChunkFileBytes.
+// signature entry. open() and open_read_only() refuse (kCorrupt, before reading it) a chunk
+// file over kMaxChunkFileBytes: it bounds the time a scan takes (memory is bounded by
+// kMaxEntrySize in any case), e.g. for a huge sparse file.
 constexpr uint64_t kMaxChunkSizeBytes = 1u << 30;
 constexpr uint64_t kMaxChunkFileBytes = 4ull << 30;
 // How many copies of one file name `ignored/` may hold (name.1 ... name.N).
@@ -83,27 +89,31 @@ struct OpenReport {
 class ChunkStore {
   public:
     // Opens `opts.dir` (creating it, and syncing its parent, if absent), validates every frame
-    // of every chunk, repairs a torn tail of the newest chunk (one WARN naming the file and
-    // the cut offset; the file is truncated there and synced), syncs the newest chunk and
-    // the directory so that everything found counts as durable, and returns the store.
-    // An empty directory gives an empty store starting at seqno 1.
-    // Errors: kCorrupt (file, seqno and byte offset in the message; see OpenReport),
-    // kInvalidArgument (bad options), kIo, kNoSpace. `report` may be null.
+    // of every chunk, repairs a torn tail of the newest `.open` chunk (one WARN naming the
+    // file and the cut offset; the file is truncated there and synced), syncs the newest
+    // chunk and the directory so that everything found counts as durable, and returns the
+    // store. An empty directory gives an empty store starting at seqno 1.
+    // Errors: kCorrupt (file, seqno and byte offset in the message; see OpenReport), also for
+    // a closed chunk that does not hold exactly its name's range or ends torn or zero-filled,
+    // for an unrecognised file name starting with "ledger_", and for a chunk file over
+    // kMaxChunkFileBytes; kInvalidArgument (bad options, or a ledger file that is not a
+    // regular file, from PosixFileSystem), kIo, kNoSpace. `report` may be null.
     static Result<std::unique_ptr<ChunkStore>> open(FileSystem& fs, ChunkStoreOptions opts,
                                                     OpenReport* report);
 
     // The same validation without modifying anything, for `coffer ledger verify`: a torn tail
     // is reported (and logged) but not cut, and the entries before it are served. Every
     // mutating call on the result fails with kFailedPrecondition.
-    // Errors: kNotFound (no directory), kCorrupt, kIo.
+    // Errors: kNotFound (no directory), kCorrupt (as open()), kInvalidArgument, kIo.
     static Result<std::unique_ptr<ChunkStore>> open_read_only(FileSystem& fs, std::string dir,
                                                               OpenReport* report);
 
     // For a node that installs a snapshot covering seqnos 1..snapshot_seqno and continues its
     // ledger after it (field case LED-5). Before reading any chunk, using file names only (so
     // that a damaged stale file cannot stop the node):
-    //   - every uncommitted ledger file (.open and .chunk) is moved into `ignored/` (the
-    //     consensus leader resends anything uncommitted);
+    //   - every uncommitted ledger file (.open and .chunk), and every unrecognised name
+    //     starting with "ledger_", is moved into `ignored/` (the consensus leader resends
+    //     anything uncommitted);
     //   - committed files are kept when they form one run from the lowest seqno that reaches
     //     snapshot_seqno; otherwise they too are moved into `ignored/` (they are superseded by
     //     the snapshot; moved, never deleted);
@@ -192,6 +202,11 @@ class ChunkStore {
     // Paths of the chunk files, oldest first.
     std::vector<std::string> chunk_files() const;
 
+    // The seqno of the last entry (written or buffered) whose frame is flagged as a signature
+    // entry, or nullopt when there is none. The flag is not authenticated here: the Ledger
+    // verifies the signature itself (docs/ledger.md, "What a restart keeps").
+    std::optional<uint64_t> last_signature_seqno() const;
+
     // Whether a sync error put the store in the FAILED state.
     bool failed() const { return failed_; }
 
@@ -221,8 +236,8 @@ class ChunkStore {
     ChunkStore(FileSystem& fs, ChunkStoreOptions opts, bool read_only);
 
     Status load(OpenReport* report);
-    Status load_chunk(size_t index, bool newest, uint64_t expected_first, OpenReport* report);
-    Status check_closed_chunk(size_t index, bool newest, uint64_t name_last, bool torn);
+    Status load_chunk(size_t index, uint64_t expected_first, OpenReport* report);
+    Status check_closed_chunk(size_t index, uint64_t name_last) const;
     Status repair_torn(size_t index, uint64_t cut_offset, uint64_t file_size, OpenReport* report);
     Status open_newest_for_append();
     Status check_usable() const;

@@ -287,7 +287,26 @@ TEST(ChunkStoreLed1, TornLastEntryIsCutWithOneWarningOnRealFiles) {
     }
 }
 
-TEST(ChunkStoreLed1, TornClosedNewestChunkIsReopenedUnderTheOpenName) {
+// Both opens refuse `dir` with kCorrupt whose message contains every string in `needles`.
+void expect_corrupt(FileSystem& fs, const ChunkStoreOptions& opts,
+                    const std::vector<std::string>& needles) {
+    OpenReport report;
+    Result<std::unique_ptr<ChunkStore>> store = ChunkStore::open(fs, opts, &report);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), Errc::kCorrupt) << store.status().to_string();
+    Result<std::unique_ptr<ChunkStore>> ro = ChunkStore::open_read_only(fs, opts.dir, nullptr);
+    ASSERT_FALSE(ro.ok());
+    EXPECT_EQ(ro.status().code(), Errc::kCorrupt) << ro.status().to_string();
+    for (const std::string& needle : needles) {
+        EXPECT_NE(store.status().message().find(needle), std::string::npos)
+            << needle << " in " << store.status().message();
+        EXPECT_NE(ro.status().message().find(needle), std::string::npos)
+            << needle << " in " << ro.status().message();
+    }
+    EXPECT_FALSE(report.torn_file.has_value());
+}
+
+TEST(ChunkStoreClosed, TornClosedNewestChunkIsCorruptionNotATear) {
     TempDir tmp;
     PosixFileSystem fs;
     ChunkStoreOptions opts = options(join_path(tmp.path(), "ledger"), 4096);
@@ -302,14 +321,123 @@ TEST(ChunkStoreLed1, TornClosedNewestChunkIsReopenedUnderTheOpenName) {
     std::filesystem::resize_file(last.file, last.offset + 100);
 
     LogCapture logs;
+    expect_corrupt(fs, opts,
+                   {"file=" + last.file, "seqno=40 ", "offset=" + std::to_string(last.offset)});
+    EXPECT_TRUE(logs.warnings().empty());
+    EXPECT_EQ(std::filesystem::file_size(last.file), last.offset + 100) << "nothing cut";
+    std::vector<std::string> expected = {"ledger_1-20.chunk", "ledger_21-40.chunk"};
+    EXPECT_EQ(ledger_files(fs, opts.dir), expected);
+}
+
+TEST(ChunkStoreClosed, ShortenedCommittedChunkIsCorruptionNamingTheMissingSeqnos) {
+    MemoryFileSystem fs;
+    ChunkStoreOptions opts = options("/ledger", 1);
+    ChunkStore::Location cut{};
+    {
+        auto store = open_ok(fs, opts);
+        append_range(*store, 1, 6, 20, 3);
+        ASSERT_TRUE(store->flush().ok());
+        ASSERT_TRUE(store->set_committed(6).ok());
+        cut = *store->locate(5);
+    }
+    for (const std::string name : {"ledger_1-3.committed", "ledger_4-6.committed"}) {
+        SCOPED_TRACE(name);
+        std::string path = "/ledger/" + name;
+        const Bytes original = *fs.read_file(path);
+        // Drop the last frame exactly at a frame boundary: no torn bytes at all.
+        uint64_t frame = kFrameOverhead + 20;
+        Bytes shorter(original.begin(), original.end() - static_cast<ptrdiff_t>(frame));
+        ASSERT_TRUE(fs.write_file(path, shorter).ok());
+        uint64_t last = name == "ledger_1-3.committed" ? 3 : 6;
+        OpenReport report;
+        EXPECT_EQ(ChunkStore::open(fs, opts, &report).status().code(), Errc::kCorrupt);
+        EXPECT_EQ(report.corrupt_file, path);
+        EXPECT_TRUE(report.corrupt_file_committed);
+        expect_corrupt(
+            fs, opts,
+            {"file=" + path,
+             "seqnos " + std::to_string(last) + ".." + std::to_string(last) + " are missing",
+             "offset=" + std::to_string(shorter.size())});
+        ASSERT_TRUE(fs.write_file(path, original).ok());
+    }
+    EXPECT_EQ(cut.file, "/ledger/ledger_4-6.committed");
+    expect_entries(*open_ok(fs, opts), 1, 6, 20);
+}
+
+TEST(ChunkStoreClosed, ZeroFilledTailOfAClosedChunkIsCorruption) {
+    MemoryFileSystem fs;
+    ChunkStoreOptions opts = options("/ledger", 1);
+    ChunkStore::Location last{};
+    {
+        auto store = open_ok(fs, opts);
+        append_range(*store, 1, 6, 20, 3);
+        ASSERT_TRUE(store->flush().ok());
+        last = *store->locate(6);
+    }
+    const std::string path = "/ledger/ledger_4-6.chunk";
+    const Bytes original = *fs.read_file(path);
+
+    // Zeros after the last frame.
+    Bytes padded = original;
+    padded.resize(padded.size() + 4096, 0);
+    ASSERT_TRUE(fs.write_file(path, padded).ok());
+    expect_corrupt(fs, opts,
+                   {"file=" + path, "zero-filled", "offset=" + std::to_string(original.size())});
+
+    // The last frame zeroed in place (same size).
+    Bytes zeroed = original;
+    std::fill(zeroed.begin() + static_cast<ptrdiff_t>(last.offset), zeroed.end(), 0);
+    ASSERT_TRUE(fs.write_file(path, zeroed).ok());
+    expect_corrupt(fs, opts, {"file=" + path, "seqno=6 ", "offset=" + std::to_string(last.offset)});
+
+    // The same bytes in the newest `.open` chunk are a torn tail.
+    ASSERT_TRUE(fs.write_file(path, original).ok());
+    {
+        auto store = open_ok(fs, opts);
+        append_range(*store, 7, 8, 20, 3);
+        ASSERT_TRUE(store->flush().ok());
+    }
+    Bytes open_chunk = *fs.read_file("/ledger/ledger_7.open");
+    open_chunk.resize(open_chunk.size() + 4096, 0);
+    ASSERT_TRUE(fs.write_file("/ledger/ledger_7.open", open_chunk).ok());
+    LogCapture logs;
     auto store = open_ok(fs, opts);
     ASSERT_NE(store, nullptr);
     EXPECT_EQ(logs.warnings().size(), 1u);
-    EXPECT_EQ(store->last_seqno(), 39u);
-    std::vector<std::string> expected = {"ledger_1-20.chunk", "ledger_21.open"};
-    EXPECT_EQ(ledger_files(fs, opts.dir), expected);
-    ASSERT_TRUE(store->append(40, entry_for(40, 5), true).ok());
-    ASSERT_TRUE(store->flush().ok());
+    EXPECT_EQ(store->last_seqno(), 8u);
+}
+
+// A chunk takes its closed name only after its data is synced (close_open_chunk), so no crash
+// at any step of closing leaves a closed name over missing frames.
+TEST(ChunkStoreClosed, ChunkIsRenamedClosedOnlyAfterItsDataIsSynced) {
+    for (int fault = 0; fault < 3; ++fault) {
+        SCOPED_TRACE(fault);
+        MemoryFileSystem fs;
+        ChunkStoreOptions opts = options("/ledger", 1);
+        {
+            auto store = open_ok(fs, opts);
+            append_range(*store, 1, 2, 20, 3);
+            ASSERT_EQ(*store->flush(), 2u);
+            append_range(*store, 3, 3, 20, 3);
+            if (fault == 0) {
+                fs.fail_next_sync();  // the file's sync before the rename
+            } else if (fault == 1) {
+                fs.fail_next_dir_sync();  // the directory sync after the rename
+            }
+            Result<uint64_t> flushed = store->flush();
+            EXPECT_EQ(flushed.ok(), fault == 2);
+            fs.crash();
+        }
+        LogCapture logs;
+        auto store = open_ok(fs, opts);
+        ASSERT_NE(store, nullptr);
+        std::vector<std::string> files = ledger_files(fs, "/ledger");
+        std::string expected = fault == 2 ? "ledger_1-3.chunk" : "ledger_1.open";
+        EXPECT_EQ(files, std::vector<std::string>{expected});
+        // fault 1: the data was synced before the rename, so all of it survives.
+        EXPECT_EQ(store->last_seqno(), fault == 0 ? 2u : 3u);
+        expect_entries(*store, 1, store->last_seqno(), 20);
+    }
 }
 
 TEST(ChunkStoreLed1, TornHeaderOfANewChunkIsRewritten) {
@@ -475,6 +603,153 @@ TEST(ChunkStoreCorruption, ClosedChunkNotMatchingItsNameIsCorruption) {
     }
     ASSERT_TRUE(fs.rename("/ledger/ledger_1-2.chunk", "/ledger/ledger_1-3.chunk").ok());
     EXPECT_EQ(ChunkStore::open(fs, opts, nullptr).status().code(), Errc::kCorrupt);
+}
+
+// ---- Unrecognised names ----
+
+void put_file(FileSystem& fs, const std::string& path, ByteSpan data) {
+    Result<std::unique_ptr<File>> file = fs.create_new(path);
+    ASSERT_TRUE(file.ok()) << file.status().to_string();
+    ASSERT_TRUE((*file)->append(data).ok());
+    ASSERT_TRUE((*file)->sync().ok());
+    ASSERT_TRUE(fs.sync_dir(parent_path(path)).ok());
+}
+
+TEST(ChunkStoreNames, UnrecognisedLedgerNamesAreRefusedNamingTheFile) {
+    for (const std::string stray : {"ledger_02526.open", "ledger_3-04.chunk", "ledger_3.chunk",
+                                    "ledger_1-2.bak", "ledger_", "ledger_0.open"}) {
+        SCOPED_TRACE(stray);
+        MemoryFileSystem fs;
+        ChunkStoreOptions opts = options("/ledger", 1);
+        {
+            auto store = open_ok(fs, opts);
+            append_range(*store, 1, 2, 20, 2);
+            ASSERT_TRUE(store->flush().ok());
+        }
+        // Not ledger files: these never stop an open.
+        put_file(fs, "/ledger/coffer.view", as_bytes("7"));
+        ASSERT_TRUE(fs.make_dir("/ledger/ignored").ok());
+        put_file(fs, "/ledger/ignored/ledger_9.open", Bytes(3, 1));
+        put_file(fs, "/ledger/notes.txt", Bytes(3, 1));
+        expect_entries(*open_ok(fs, opts), 1, 2, 20);
+
+        put_file(fs, "/ledger/" + stray, Bytes(40, 7));
+        OpenReport report;
+        EXPECT_EQ(ChunkStore::open(fs, opts, &report).status().code(), Errc::kCorrupt);
+        EXPECT_EQ(report.corrupt_file, "/ledger/" + stray);
+        expect_corrupt(fs, opts, {"file=/ledger/" + stray, "unrecognised ledger file name"});
+
+        // Installing a snapshot sets it aside like any uncommitted file.
+        OpenReport snapshot_report;
+        Result<std::unique_ptr<ChunkStore>> store =
+            ChunkStore::open_from_snapshot(fs, opts, 2, &snapshot_report);
+        ASSERT_TRUE(store.ok()) << store.status().to_string();
+        EXPECT_TRUE(*fs.file_exists("/ledger/ignored/" + stray));
+    }
+}
+
+// ---- Bounded memory at open ----
+
+// Forwards to another FileSystem and records the largest single read.
+class ReadCountingFileSystem final : public FileSystem {
+  public:
+    explicit ReadCountingFileSystem(FileSystem& inner) : inner_(inner) {}
+    uint64_t largest_read = 0;
+    uint64_t bytes_read = 0;
+
+    Result<std::unique_ptr<File>> open_for_append(const std::string& path) override {
+        return wrap(inner_.open_for_append(path));
+    }
+    Result<std::unique_ptr<File>> create_new(const std::string& path) override {
+        return wrap(inner_.create_new(path));
+    }
+    Result<std::unique_ptr<File>> open_read(const std::string& path) override {
+        return wrap(inner_.open_read(path));
+    }
+    Result<std::vector<std::string>> list_dir(const std::string& dir) override {
+        return inner_.list_dir(dir);
+    }
+    Status rename(const std::string& from, const std::string& to) override {
+        return inner_.rename(from, to);
+    }
+    Status remove(const std::string& path) override { return inner_.remove(path); }
+    Status sync_dir(const std::string& dir) override { return inner_.sync_dir(dir); }
+    Status make_dir(const std::string& dir) override { return inner_.make_dir(dir); }
+    Result<bool> file_exists(const std::string& path) override { return inner_.file_exists(path); }
+
+  private:
+    class CountingFile final : public File {
+      public:
+        CountingFile(std::unique_ptr<File> inner, ReadCountingFileSystem& owner)
+            : inner_(std::move(inner)), owner_(owner) {}
+        Result<size_t> append(ByteSpan data) override { return inner_->append(data); }
+        Status sync() override { return inner_->sync(); }
+        Result<size_t> read_at(uint64_t offset, std::span<uint8_t> out) override {
+            owner_.largest_read = std::max<uint64_t>(owner_.largest_read, out.size());
+            owner_.bytes_read += out.size();
+            return inner_->read_at(offset, out);
+        }
+        Result<uint64_t> size() override { return inner_->size(); }
+        Status truncate(uint64_t size_bytes) override { return inner_->truncate(size_bytes); }
+        const std::string& path() const override { return inner_->path(); }
+
+      private:
+        std::unique_ptr<File> inner_;
+        ReadCountingFileSystem& owner_;
+    };
+
+    Result<std::unique_ptr<File>> wrap(Result<std::unique_ptr<File>> file) {
+        COFFER_RETURN_IF_ERROR(file.status());
+        return std::unique_ptr<File>(
+            std::make_unique<CountingFile>(std::move(file).value(), *this));
+    }
+
+    FileSystem& inner_;
+};
+
+TEST(ChunkStoreMemory, ValidationReadsOneFrameAtATimeNotTheWholeFile) {
+    MemoryFileSystem fs;
+    ChunkStoreOptions opts = options("/ledger", 1 << 20);
+    {
+        auto store = open_ok(fs, opts);
+        append_range(*store, 1, 400, 1000, 50);
+        ASSERT_TRUE(store->flush().ok());
+    }
+    // A zero-filled 6 MiB region after the last frame, as a preallocating file system leaves.
+    Bytes data = *fs.read_file("/ledger/ledger_1.open");
+    uint64_t frames_end = data.size();
+    data.resize(data.size() + (6u << 20), 0);
+    ASSERT_TRUE(fs.write_file("/ledger/ledger_1.open", data).ok());
+
+    ReadCountingFileSystem counting(fs);
+    OpenReport report;
+    LogCapture logs;
+    auto store = open_ok(counting, opts, &report);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->last_seqno(), 400u);
+    EXPECT_EQ(report.torn_offset, frames_end);
+    EXPECT_LE(counting.largest_read, 1u << 20) << "one frame or one 1 MiB zero-check block";
+    EXPECT_GE(counting.bytes_read, data.size()) << "every byte was still checked";
+}
+
+TEST(ChunkStoreMemory, ChunkFileOverTheLimitIsRefusedBeforeReading) {
+    TempDir tmp;
+    PosixFileSystem posix;
+    ChunkStoreOptions opts = options(join_path(tmp.path(), "ledger"), 4096);
+    ASSERT_TRUE(posix.make_dir(opts.dir).ok());
+    std::string path = join_path(opts.dir, "ledger_1.open");
+    { std::ofstream(path, std::ios::binary).put('\0'); }
+    std::filesystem::resize_file(path, kMaxChunkFileBytes + 1);  // sparse: no disk used
+
+    ReadCountingFileSystem fs(posix);
+    Result<std::unique_ptr<ChunkStore>> store = ChunkStore::open_read_only(fs, opts.dir, nullptr);
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), Errc::kCorrupt);
+    EXPECT_NE(store.status().message().find("file=" + path), std::string::npos);
+    EXPECT_NE(store.status().message().find("kMaxChunkFileBytes"), std::string::npos);
+    EXPECT_EQ(fs.bytes_read, 0u);
+    EXPECT_EQ(ChunkStore::open(fs, opts, nullptr).status().code(), Errc::kCorrupt);
+    EXPECT_EQ(std::filesystem::file_size(path), kMaxChunkFileBytes + 1) << "nothing cut";
 }
 
 // ---- Group commit and durability (CON-1, LED-4) ----

@@ -125,10 +125,45 @@ class PosixFile final : public File {
     bool writable_;
 };
 
+// Ledger files are regular files that this process created. Anything else under a ledger
+// name is refused before it is read: a FIFO would block open() or read() forever, a device
+// (/dev/zero) never ends, a directory cannot be read, and a symbolic link would make rename
+// and sync_dir act on the link while the data lives elsewhere, outside the durability rules.
+// O_NONBLOCK keeps open() of a FIFO from waiting for a writer; O_NOFOLLOW refuses a symlink
+// as the last component (a symlinked ledger directory is fine).
+Status not_regular_file(const std::string& path, std::string_view what) {
+    return error(Errc::kInvalidArgument, "refusing " + path + ": " + std::string(what) +
+                                             " (ledger files must be regular files, not a "
+                                             "symbolic link, FIFO, device, socket or directory)");
+}
+
 Result<std::unique_ptr<File>> open_posix(const std::string& path, int flags, bool writable) {
-    int fd = retry_eintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, 0644); });
+    int fd = retry_eintr(
+        [&] { return ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644); });
     if (fd < 0) {
+        if (errno == ELOOP) {
+            return not_regular_file(path, "it is a symbolic link");
+        }
+        if (errno == EISDIR || errno == ENXIO) {
+            return not_regular_file(path, "not a regular file");
+        }
         return errno_status(errno, "open", path);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        Status failed = errno_status(errno, "fstat", path);
+        ::close(fd);
+        return failed;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return not_regular_file(path, "not a regular file");
+    }
+    // Back to blocking I/O; O_APPEND is the only status flag the ledger sets.
+    if (::fcntl(fd, F_SETFL, flags & O_APPEND) != 0) {
+        Status failed = errno_status(errno, "fcntl", path);
+        ::close(fd);
+        return failed;
     }
     return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path, writable));
 }

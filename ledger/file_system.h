@@ -62,7 +62,8 @@ class FileSystem {
   public:
     virtual ~FileSystem() = default;
 
-    // Opens an existing file for reading and appending. Errors: kNotFound, kIo.
+    // Opens an existing regular file for reading and appending. Errors: kNotFound,
+    // kInvalidArgument (not a regular file, see PosixFileSystem), kIo.
     virtual Result<std::unique_ptr<File>> open_for_append(const std::string& path) = 0;
 
     // Creates a new empty file, failing if it exists (O_EXCL), opened for reading and
@@ -70,7 +71,8 @@ class FileSystem {
     // kFailedPrecondition (exists), kNotFound (no parent directory), kNoSpace, kIo.
     virtual Result<std::unique_ptr<File>> create_new(const std::string& path) = 0;
 
-    // Opens an existing file read-only. Errors: kNotFound, kIo.
+    // Opens an existing regular file read-only. Errors: kNotFound, kInvalidArgument (not a
+    // regular file), kIo.
     virtual Result<std::unique_ptr<File>> open_read(const std::string& path) = 0;
 
     // Names (not paths) of the entries directly inside `dir`, files and directories, sorted,
@@ -100,6 +102,9 @@ class FileSystem {
 // Real files through POSIX calls: O_CLOEXEC on every descriptor, EINTR retried, short writes
 // continued, fdatasync for File::sync and fsync on a directory descriptor for sync_dir.
 // ENOSPC becomes kNoSpace; any other failure kIo with the path and strerror.
+// Only regular files are opened: a symbolic link (as the last path component), FIFO, device,
+// socket or directory is refused with kInvalidArgument naming the path, without blocking
+// (a FIFO is opened with O_NONBLOCK, then checked with fstat).
 // Thread-safe: it holds no state; the Files it returns are thread-compatible.
 class PosixFileSystem final : public FileSystem {
   public:

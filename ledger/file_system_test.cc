@@ -1,7 +1,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -95,6 +101,56 @@ TEST(PosixFileSystem, ErrorsNameThePath) {
     ASSERT_FALSE(f.ok());
     EXPECT_NE(f.status().message().find("/tmp/coffer_no_such_dir_x/file"), std::string::npos);
     EXPECT_NE(f.status().message().find("No such file"), std::string::npos);
+}
+
+// Opens `path` for reading on another thread and returns its status, or fails the test if
+// the open has not returned within 5 s (a FIFO without a writer blocks open(2)); then a
+// writer end is opened so that the blocked call returns and the test can finish.
+Status open_read_with_deadline(PosixFileSystem& fs, const std::string& path) {
+    auto pending = std::async(std::launch::async, [&] { return fs.open_read(path).status(); });
+    if (pending.wait_for(std::chrono::seconds(5)) == std::future_status::ready) {
+        return pending.get();
+    }
+    ADD_FAILURE() << "open_read(" << path << ") blocked";
+    int unblock = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    Status st = pending.get();
+    if (unblock >= 0) {
+        ::close(unblock);
+    }
+    return st;
+}
+
+TEST(PosixFileSystem, RefusesAnythingButARegularFileWithoutBlocking) {
+    TempDir tmp;
+    PosixFileSystem fs;
+    std::string fifo = join_path(tmp.path(), "ledger_1.open");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    std::string dir = join_path(tmp.path(), "ledger_2.open");
+    ASSERT_TRUE(fs.make_dir(dir).ok());
+    std::string regular = join_path(tmp.path(), "regular");
+    ASSERT_TRUE(fs.create_new(regular).ok());
+    std::string link = join_path(tmp.path(), "ledger_3.open");
+    std::filesystem::create_symlink(regular, link);
+    std::string device_link = join_path(tmp.path(), "ledger_4.open");
+    std::filesystem::create_symlink("/dev/zero", device_link);
+
+    for (const std::string& path : {fifo, dir, link, device_link}) {
+        SCOPED_TRACE(path);
+        Status st = open_read_with_deadline(fs, path);
+        EXPECT_EQ(st.code(), Errc::kInvalidArgument) << st.to_string();
+        EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+        EXPECT_EQ(fs.open_for_append(path).status().code(), Errc::kInvalidArgument);
+    }
+    EXPECT_NE(open_read_with_deadline(fs, link).message().find("symbolic link"), std::string::npos);
+    EXPECT_NE(open_read_with_deadline(fs, fifo).message().find("not a regular file"),
+              std::string::npos);
+    EXPECT_EQ(fs.create_new(link).status().code(), Errc::kFailedPrecondition) << "exists";
+
+    // A regular file still opens, and O_NONBLOCK is not left on it.
+    Result<std::unique_ptr<File>> file = fs.open_for_append(regular);
+    ASSERT_TRUE(file.ok()) << file.status().to_string();
+    ASSERT_TRUE((*file)->append(as_bytes("data")).ok());
+    EXPECT_EQ(*(*file)->size(), 4u);
 }
 
 TEST(MemoryFileSystem, MeetsTheFileSystemContract) {

@@ -31,6 +31,30 @@ Bytes signature_value_of(const kv::WriteSet& ws) {
     return *value;
 }
 
+// Cuts every entry after the last signature entry (docs/ledger.md, "What a restart keeps"):
+// nothing authenticates them (a public-only entry has no GCM tag, and no signature covers
+// them yet), so a node must not apply, and later sign over, what someone with write access
+// to the directory appended. In single-node mode they were never Committed.
+Status discard_unsigned_tail(ChunkStore& chunks) {
+    uint64_t last = chunks.last_seqno();
+    uint64_t keep = chunks.last_signature_seqno().value_or(chunks.first_seqno() - 1);
+    if (keep >= last) {
+        return Status::ok_status();
+    }
+    if (keep < chunks.committed_seqno()) {
+        return error(Errc::kCorrupt, "ledger: entries " + std::to_string(keep + 1) + ".." +
+                                         std::to_string(chunks.committed_seqno()) +
+                                         " are in a .committed chunk but no signature entry "
+                                         "covers them");
+    }
+    auto loc = chunks.locate(keep + 1);
+    std::string file = loc.ok() ? loc->file : chunks.chunk_files().back();
+    COFFER_RETURN_IF_ERROR(chunks.truncate(keep));
+    spdlog::warn("ledger.unsigned_tail_discarded file={} from_seqno={} count={}", file, keep + 1,
+                 last - keep);
+    return Status::ok_status();
+}
+
 }  // namespace
 
 std::string_view tx_status_name(TxStatus status) {
@@ -85,6 +109,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open(FileSystem& fs, LedgerOptions optio
                      "ledger starts at seqno " + std::to_string(chunks->first_seqno()) +
                          "; opening a ledger that starts after a snapshot is not supported "
                          "yet, because the Merkle tree needs every earlier leaf");
+    }
+
+    if (!options.keep_unsigned_tail) {
+        COFFER_RETURN_IF_ERROR(discard_unsigned_tail(*chunks));
     }
 
     std::unique_ptr<Ledger> ledger(new Ledger(fs, std::move(options), store, secrets));
@@ -478,7 +506,10 @@ Status Ledger::append_replicated(ByteSpan entry_bytes) {
                                              " goes back to an earlier view");
         }
         COFFER_ASSIGN_OR_RETURN(ws, decode_write_set(d, secrets_));
-        COFFER_RETURN_IF_ERROR(check_entry_signature(d, ws, tree_, options_.service_cert).status());
+        uint64_t previous_signature = signatures_.empty() ? 0 : signatures_.back();
+        COFFER_RETURN_IF_ERROR(
+            check_entry_signature(d, ws, tree_, options_.service_cert, previous_signature)
+                .status());
     }
 
     COFFER_RETURN_IF_ERROR(store_.apply(d.tx_id(), ws).status());

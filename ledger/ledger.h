@@ -63,6 +63,14 @@ struct LedgerOptions {
     // Single-node mode: flush() moves the commit point to the last durable signature entry.
     // Under consensus set it to false and call commit_to().
     bool commit_at_durable_signature = true;
+    // What open() does with the entries after the last signature entry (docs/ledger.md,
+    // "What a restart keeps"). false (the default): they are cut from the chunk files, never
+    // replayed, with one WARN. Nothing authenticates them: a public-only entry carries no GCM
+    // tag, so anyone with write access to the directory could have appended it, and the next
+    // signature would sign over it. true keeps and replays them as before; only for a caller
+    // that authenticates them some other way (consensus does not need it: an unsigned tail
+    // was never counted towards a commit, and the leader resends it).
+    bool keep_unsigned_tail = false;
     // Monotonic milliseconds (signature timer and chunk flush timer); empty: steady_clock.
     std::function<uint64_t()> now_ms;
 };
@@ -73,15 +81,17 @@ std::string_view tx_status_name(TxStatus status);
 class Ledger final : public kv::CommitHook {
   public:
     // Opens (or creates) the ledger in options.dir and replays it into `store`, which must be
-    // empty (current() == 0.0). ChunkStore::open repairs a torn tail (one WARN). Every entry
-    // is re-verified (EntryChainVerifier, ledger/verify.h), decrypted with `secrets` and
-    // applied with Store::apply. The store's view is then set above every view this ledger
-    // has used (entries and the view file), so new entries never reuse an IV. In single-node
-    // mode the commit point becomes the last signature entry.
-    // `secrets` is copied; add rekeyed versions with add_secret().
-    // Errors: kFailedPrecondition (store not empty), kUnsupported (ledger starting after a
-    // snapshot), kCorrupt/kCrypto/kNotFound with "entry <seqno> (<file> at offset <n>): ...",
-    // kIo/kNoSpace from storage, kInvalidArgument for bad options.
+    // empty (current() == 0.0). ChunkStore::open repairs a torn tail (one WARN). Unless
+    // options.keep_unsigned_tail, the entries after the last signature entry are cut from
+    // the chunk files first (one WARN "ledger.unsigned_tail_discarded"), so they are never
+    // replayed, signed over, or counted in the tree. Every remaining entry is re-verified
+    // (EntryChainVerifier, ledger/verify.h), decrypted with `secrets` and applied with
+    // Store::apply. The store's view is then set above every view this ledger has used (entries and
+    // the view file), so new entries never reuse an IV. In single-node mode the commit point
+    // becomes the last signature entry. `secrets` is copied; add rekeyed versions with
+    // add_secret(). Errors: kFailedPrecondition (store not empty), kUnsupported (ledger starting
+    // after a snapshot), kCorrupt/kCrypto/kNotFound with "entry <seqno> (<file> at offset <n>):
+    // ...", kIo/kNoSpace from storage, kInvalidArgument for bad options.
     static Result<std::unique_ptr<Ledger>> open(FileSystem& fs, LedgerOptions options,
                                                 kv::Store& store, const LedgerSecrets& secrets);
 

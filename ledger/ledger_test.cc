@@ -151,6 +151,7 @@ TEST(Ledger, ReopenWithAnotherSecretFailsNamingTheEntry) {
         kv::Store store;
         auto ledger = Ledger::open(fs, test_options("l"), store, testing::test_secrets()).value();
         write_entries(store, *ledger, 4, "a");
+        ASSERT_TRUE(ledger->sign_now().ok());
         ASSERT_TRUE(ledger->flush().ok());
     }
     kv::Store store;
@@ -475,6 +476,182 @@ TEST_F(LedgerReopenTest, ForgedSignatureEntryIsRefusedByAFollower) {
     Status refused = follower->append_replicated(*bytes);
     EXPECT_EQ(refused.code(), Errc::kCorrupt) << refused.to_string();
     EXPECT_EQ(follower->last_seqno(), 3u);
+}
+
+// What an attacker with write access to the ledger directory, but no secret or key, can
+// append: a public-only entry (no GCM tag) with correct frame checksums.
+void forge_public_entry(FileSystem& fs, const std::string& dir) {
+    ChunkStoreOptions co;
+    co.dir = dir;
+    auto chunks = ChunkStore::open(fs, co, nullptr).value();
+    uint64_t seqno = chunks->last_seqno() + 1;
+    Bytes last = chunks->read(seqno - 1).value();
+    EntryHeader previous = parse_entry_header(ByteSpan(last).first(kEntryHeaderSize)).value();
+    kv::WriteSet ws;
+    ws.maps["public:gov"][to_bytes("member")] = to_bytes("attacker");
+    Bytes pub = kv::serialize_write_set(ws, kv::Visibility::kPublic);
+    EntryHeader h;
+    h.secret_version = previous.secret_version;
+    h.view = previous.view;
+    h.seqno = seqno;
+    h.public_size = static_cast<uint32_t>(pub.size());
+    Bytes entry = encode_entry_header(h);
+    entry.insert(entry.end(), pub.begin(), pub.end());
+    ASSERT_TRUE(chunks->append(seqno, entry, false).ok());
+    ASSERT_TRUE(chunks->flush().ok());
+}
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(needle) != std::string::npos) {
+            out.push_back(line);
+        }
+    }
+    return out;
+}
+
+TEST_F(LedgerReopenTest, ForgedUnsignedEntryIsDiscardedOnOpenNeverAppliedOrSigned) {
+    uint64_t signed_last = 0;
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 12, "u");
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+        signed_last = ledger->last_seqno();
+    }
+    forge_public_entry(fs_, "l");
+    std::string forged_file =
+        ChunkStore::open_read_only(fs_, "l", nullptr).value()->locate(signed_last + 1).value().file;
+
+    LogCapture logs;
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    std::vector<std::string> warned = lines_with(logs.text(), "[warning]");
+    ASSERT_EQ(warned.size(), 1u) << logs.text();
+    EXPECT_NE(warned[0].find("ledger.unsigned_tail_discarded file=" + forged_file +
+                             " from_seqno=" + std::to_string(signed_last + 1) + " count=1"),
+              std::string::npos)
+        << warned[0];
+    EXPECT_EQ(ledger->last_seqno(), signed_last);
+    EXPECT_EQ(testing::dump_store(store).count("public:gov"), 0u) << "the forgery was applied";
+
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    auto next = parse_entry(ledger->entry_bytes(signed_last + 1).value()).value();
+    EXPECT_TRUE(next.header.is_signature()) << "the next signature took the forged seqno";
+    auto summary = verify_ledger_directory(fs_, "l", identities().service_cert);
+    ASSERT_TRUE(summary.ok()) << summary.status().to_string();
+    EXPECT_EQ(summary->entries, signed_last + 1);
+    kv::Store again;
+    ASSERT_NE(open(again), nullptr);
+    EXPECT_EQ(testing::dump_store(again).count("public:gov"), 0u);
+}
+
+TEST_F(LedgerReopenTest, UnsignedTailIsDroppedOnRestartUnlessKeptOnPurpose) {
+    StoreDump signed_state;
+    kv::TxId tail{};
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 20, "s");  // signatures at 11 and 22
+        signed_state = dump_with_versions(store);
+        write_entries(store, *ledger, 3, "t");  // 23..25 unsigned
+        ASSERT_TRUE(ledger->flush().ok());
+        tail = kv::TxId{store.current().view, 23};
+        EXPECT_EQ(ledger->committed(), 22u);
+    }
+    // keep_unsigned_tail: replayed as before.
+    {
+        kv::Store store;
+        LedgerOptions options = test_options("l");
+        options.keep_unsigned_tail = true;
+        auto ledger = Ledger::open(fs_, options, store, secrets_);
+        ASSERT_TRUE(ledger.ok()) << ledger.status().to_string();
+        EXPECT_EQ((*ledger)->last_seqno(), 25u);
+    }
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(ledger->last_seqno(), 22u);
+    EXPECT_EQ(ledger->committed(), 22u) << "nothing committed was lost";
+    EXPECT_EQ(dump_with_versions(store), signed_state);
+    EXPECT_EQ(ledger->tx_status(tail), TxStatus::kUnknown);
+    EXPECT_EQ(ChunkStore::open_read_only(fs_, "l", nullptr).value()->last_seqno(), 22u)
+        << "cut from the chunk files";
+    ASSERT_TRUE(put_and_commit(store, "private", "after", "restart").ok());
+    EXPECT_GT(store.current().view, tail.view) << "a new view, as on every restart";
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->tx_status(tail), TxStatus::kInvalid);
+}
+
+TEST_F(LedgerReopenTest, LedgerWithoutAnySignatureRestartsEmptyInANewView) {
+    kv::TxId first{};
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 5, "n");
+        ASSERT_TRUE(ledger->flush().ok());
+        first = kv::TxId{store.current().view, 1};
+    }
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(ledger->last_seqno(), 0u);
+    EXPECT_TRUE(testing::dump_store(store).empty());
+    ASSERT_TRUE(put_and_commit(store, "public:a", "k", "v").ok());
+    EXPECT_EQ(store.current().seqno, 1u);
+    EXPECT_GT(store.current().view, first.view);
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->tx_status(first), TxStatus::kInvalid);
+}
+
+// Rewrites the first occurrence of `from` inside entry `seqno` (same length) and fixes the
+// frame checksum, as a tool with write access could: only the Merkle root can notice.
+void rewrite_entry(MemoryFileSystem& fs, const std::string& dir, uint64_t seqno,
+                   const std::string& from, const std::string& to) {
+    ASSERT_EQ(from.size(), to.size());
+    auto loc = ChunkStore::open_read_only(fs, dir, nullptr).value()->locate(seqno).value();
+    Bytes data = fs.read_file(loc.file).value();
+    uint32_t size = static_cast<uint32_t>(data[loc.offset + 8]) |
+                    (static_cast<uint32_t>(data[loc.offset + 9]) << 8) |
+                    (static_cast<uint32_t>(data[loc.offset + 10]) << 16) |
+                    (static_cast<uint32_t>(data[loc.offset + 11]) << 24);
+    auto entry = data.begin() + static_cast<ptrdiff_t>(loc.offset + kFrameHeaderSize);
+    auto hit = std::search(entry, entry + size, from.begin(), from.end());
+    ASSERT_NE(hit, entry + size) << from;
+    std::copy(to.begin(), to.end(), hit);
+    crypto::Sha256Hasher hasher;
+    hasher.update(ByteSpan(data.data() + loc.offset, 16));
+    hasher.update(ByteSpan(&*entry, size));
+    crypto::Sha256Digest digest = hasher.finish();
+    std::copy(digest.begin(), digest.begin() + 8, entry + size);
+    ASSERT_TRUE(fs.write_file(loc.file, data).ok());
+}
+
+TEST_F(LedgerReopenTest, ChangedEntryIsReportedWithTheRangeItsSignatureCovers) {
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        write_entries(store, *ledger, 25, "c");  // signatures at 11, 22 and 28
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+    }
+    rewrite_entry(fs_, "l", 16, "public c14", "public X14");
+    auto verified = verify_ledger_directory(fs_, "l", identities().service_cert);
+    ASSERT_FALSE(verified.ok());
+    EXPECT_EQ(verified.status().code(), Errc::kCorrupt);
+    const std::string& msg = verified.status().message();
+    EXPECT_NE(msg.find("entry 22 ("), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the signed root over entries 1..21 differs"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("one of entries 12..21 (or the signature entry 11 itself) was changed"),
+              std::string::npos)
+        << msg;
 }
 
 TEST_F(LedgerReopenTest, MaybeSignFollowsTheEntryInterval) {

@@ -8,9 +8,33 @@
 
 namespace coffer::ledger {
 
+namespace {
+
+// A signature entry at s signs the root over entries 1..s-1; the previous signature entry p
+// already fixed entries 1..p-1, and p's own bytes are covered only by this root (an ECDSA
+// signature can be re-encoded and still verify), so a mismatch means one of p..s-1 changed.
+Status root_mismatch(const SignatureRecord& record, const Hash& recomputed,
+                     uint64_t previous_signature) {
+    uint64_t n = record.tree_size;
+    std::string range = previous_signature == 0
+                            ? "one of entries 1.." + std::to_string(n)
+                            : "one of entries " + std::to_string(previous_signature + 1) + ".." +
+                                  std::to_string(n) + " (or the signature entry " +
+                                  std::to_string(previous_signature) + " itself)";
+    if (previous_signature == n) {
+        range = "the signature entry " + std::to_string(n);
+    }
+    return error(Errc::kCorrupt, "the signed root over entries 1.." + std::to_string(n) +
+                                     " differs from the recomputed one: " + range +
+                                     " was changed (signed " + to_hex(record.root) +
+                                     ", recomputed " + to_hex(recomputed) + ")");
+}
+
+}  // namespace
+
 Result<std::optional<SignatureRecord>> check_entry_signature(
     const DecodedEntry& entry, const kv::WriteSet& ws, const MerkleTree& tree_before,
-    const std::optional<crypto::Certificate>& service_cert) {
+    const std::optional<crypto::Certificate>& service_cert, uint64_t previous_signature) {
     if (!entry.header.is_signature()) {
         if (writes_signature_map(ws)) {
             return error(Errc::kCorrupt, "entry writes " + std::string(kSignaturesMap) +
@@ -25,8 +49,14 @@ Result<std::optional<SignatureRecord>> check_entry_signature(
     if (tree_before.size() == 0 || tree_before.size() + 1 != entry.header.seqno) {
         return error(Errc::kCorrupt, "signature entry does not follow the entries it signs");
     }
+    Hash recomputed = tree_before.root();
+    bool names_itself = record.view == entry.header.view && record.seqno == entry.header.seqno &&
+                        record.tree_size + 1 == entry.header.seqno;
+    if (names_itself && !constant_time_equal(record.root, recomputed)) {
+        return root_mismatch(record, recomputed, previous_signature);
+    }
     COFFER_RETURN_IF_ERROR(
-        verify_signature_record(record, entry.tx_id(), tree_before.root(), service_cert));
+        verify_signature_record(record, entry.tx_id(), recomputed, service_cert));
     return std::optional<SignatureRecord>(std::move(record));
 }
 
@@ -56,8 +86,9 @@ Result<VerifiedEntry> EntryChainVerifier::add(ByteSpan entry_bytes, bool frame_i
         return error(Errc::kCorrupt, "entry signature flag disagrees with its chunk frame");
     }
     COFFER_ASSIGN_OR_RETURN(v.public_write_set, decode_public_write_set(v.entry));
-    COFFER_ASSIGN_OR_RETURN(
-        v.signature, check_entry_signature(v.entry, v.public_write_set, tree_, service_cert_));
+    uint64_t previous_signature = signatures_.empty() ? 0 : signatures_.back();
+    COFFER_ASSIGN_OR_RETURN(v.signature, check_entry_signature(v.entry, v.public_write_set, tree_,
+                                                               service_cert_, previous_signature));
 
     v.leaf = entry_leaf(v.entry);
     tree_.append(v.leaf);

@@ -35,11 +35,14 @@ class ChunkStore;
 // and private): a signature entry has no private part, writes exactly its record, and the
 // record is valid for this entry over `tree_before` (the tree of every earlier entry; see
 // verify_signature_record); any other entry must not write public:coffer.signatures.
+// `previous_signature` is the seqno of the signature entry before this one (0 if none): a
+// root mismatch then names the entries that may have changed.
 // Returns the record of a signature entry, nullopt otherwise.
-// Errors: kCorrupt, kCrypto.
+// Errors: kCorrupt (a root mismatch: "the signed root over entries 1..n differs ..."),
+// kCrypto.
 Result<std::optional<SignatureRecord>> check_entry_signature(
     const DecodedEntry& entry, const kv::WriteSet& ws, const MerkleTree& tree_before,
-    const std::optional<crypto::Certificate>& service_cert);
+    const std::optional<crypto::Certificate>& service_cert, uint64_t previous_signature = 0);
 
 // "entry <seqno> (<file> at offset <n>): ", the prefix of every error about a stored entry.
 std::string entry_location(const ChunkStore& chunks, uint64_t seqno);
