@@ -24,6 +24,10 @@ bench: setup
 	cmake --build build/bench -j $(JOBS)
 	@scripts/bench.sh build/bench
 
+# 100,000 seeds of the consensus simulator (about half an hour on two cores).
+soak: build
+	COFFER_SIM_SEEDS=100000 $(BUILD)/consensus/consensus_sim_test --gtest_filter='ConsensusSim.SeedSweep*'
+
 format:
 	@scripts/format.sh --fix
 
