@@ -15,6 +15,9 @@ namespace coffer::cli {
 
 void add_ledger_commands(CLI::App& app, int& exit_code);
 void add_receipt_commands(CLI::App& app, int& exit_code);
+void add_node_commands(CLI::App& app, int& exit_code);
+void add_keygen_command(CLI::App& app, int& exit_code);
+void add_attestation_commands(CLI::App& app, int& exit_code);
 // `coffer ledger sample`, added under the `ledger` subcommand.
 void add_sample_command(CLI::App& ledger_app, int& exit_code);
 

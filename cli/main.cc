@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     coffer::cli::add_ledger_commands(app, exit_code);
     coffer::cli::add_receipt_commands(app, exit_code);
+    coffer::cli::add_node_commands(app, exit_code);
+    coffer::cli::add_keygen_command(app, exit_code);
+    coffer::cli::add_attestation_commands(app, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -11,3 +11,8 @@ for b in crypto_bench kv_bench ledger_storage_bench ledger_bench; do
     "$build/bench/$b" --benchmark_min_time=0.2
   fi
 done
+if [[ -x "$build/bench/load_bench" ]]; then
+  echo
+  echo "==> load_bench (a single node over TLS)"
+  "$build/bench/load_bench" --duration-s 3
+fi

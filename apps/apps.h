@@ -1,0 +1,59 @@
+// The built-in endpoints of a node and the HTTP handler that serves a registry.
+// Every endpoint, its policy, parameters and answers: docs/endpoints.md.
+//
+// The registration functions keep a reference to the Node: it must outlive the registry
+// and every handler call. Handlers are thread-safe (they go through the Node's store and
+// ledger, which are).
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "apps/registry.h"
+#include "common/result.h"
+#include "kv/tx_id.h"
+#include "net/server.h"
+#include "node/node.h"
+
+namespace coffer::apps {
+
+// The maps of the logging app: the private one is encrypted in the ledger, the public one
+// is written in clear. Keys are the message id as 8 bytes big-endian (so that keys sort by
+// id); values are the message bytes.
+constexpr std::string_view kLogPrivateMap = "logging.private";
+constexpr std::string_view kLogPublicMap = "public:logging.public";
+// The response header that carries the transaction id of a write.
+constexpr std::string_view kTxIdHeader = "x-coffer-tx-id";
+// The largest message the logging app stores (the HTTP body limit applies first).
+constexpr size_t kMaxLogMessageBytes = 1 << 20;
+// Seconds a client is asked to wait before asking again for a pending receipt.
+constexpr int kReceiptRetryAfterS = 1;
+
+// GET /node/state, /node/network, /node/commit, /node/tx, /node/quote, /node/metrics and
+// /node/endpoints (all anonymous). /node/endpoints lists `registry` itself, which must
+// outlive the node's server.
+Status register_node_endpoints(EndpointRegistry& registry, node::Node& node);
+
+// POST and GET /app/log/private and /app/log/public (users only).
+Status register_logging_app(EndpointRegistry& registry, node::Node& node);
+
+// GET /app/receipt (users and members).
+Status register_receipt_endpoint(EndpointRegistry& registry, node::Node& node);
+
+// A registry with all of the above, in that order.
+Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node);
+
+// The server handler: resolves the caller, dispatches through `registry` and counts the
+// response in the node's metrics.
+net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointRegistry> registry);
+
+// The id of the entry at `seqno` (its view found through Ledger::tx_status), or nullopt
+// when there is none. {0, 0} for seqno 0.
+std::optional<kv::TxId> tx_id_at(node::Node& node, kv::Seqno seqno);
+
+// The JSON error answer for a failed endpoint commit: 507 for kNoSpace, 503 for a failed or
+// stopping node and for kConflict after every retry, 400 for kInvalidArgument, 500
+// otherwise.
+net::HttpResponse commit_error_response(const Status& status);
+
+}  // namespace coffer::apps

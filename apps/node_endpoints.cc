@@ -1,0 +1,160 @@
+// GET /node/*: the node's own state, for operators and clients. All anonymous: they reveal
+// nothing a client could not learn from the TLS handshake and the public ledger.
+#include <ctime>
+
+#include "apps/apps.h"
+#include "node/governance_maps.h"
+
+namespace coffer::apps {
+
+namespace {
+
+using nlohmann::json;
+
+// The most nodes /node/network lists.
+constexpr size_t kMaxListedNodes = 1024;
+
+std::string utc_time(int64_t unix_seconds) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buffer;
+}
+
+json validity(const crypto::Certificate& cert) {
+    return {{"not_before", utc_time(cert.not_before_unix())},
+            {"not_after", utc_time(cert.not_after_unix())},
+            {"not_after_unix", cert.not_after_unix()}};
+}
+
+net::HttpResponse get_state(node::Node& node) {
+    kv::Seqno committed = node.ledger().committed();
+    return net::HttpResponse::json(200,
+                                   {{"node_id", node.node_id()},
+                                    {"state", std::string(node::node_state_name(node.state()))},
+                                    {"role", "leader"},
+                                    {"view", node.store().view()},
+                                    {"last_seqno", node.ledger().last_seqno()},
+                                    {"committed_seqno", committed}});
+}
+
+json node_entry(const std::string& node_id, const json& record) {
+    json entry = {{"node_id", node_id},
+                  {"status", record.value("status", "")},
+                  {"client_address", record.value("client_address", "")}};
+    auto cert = crypto::Certificate::from_pem(record.value("cert", ""));
+    if (cert.ok()) {
+        entry["certificate"] = cert->to_pem();
+        entry["certificate_validity"] = validity(*cert);
+    }
+    return entry;
+}
+
+net::HttpResponse get_network(node::Node& node) {
+    kv::Transaction tx = node.store().begin();
+    auto service = node::read_governance_value(tx, node::kServiceMap, node::kServiceKey);
+    if (!service.ok() || !service->has_value()) {
+        return net::HttpResponse::error(500, "internal_error", "the service record is missing");
+    }
+    json nodes = json::array();
+    Status listed = tx.range(node::kNodesMap, {}, std::nullopt, kMaxListedNodes,
+                             [&](ByteSpan key, ByteSpan value) {
+                                 json record = json::parse(to_string(value), nullptr, false);
+                                 if (record.is_object()) {
+                                     nodes.push_back(node_entry(to_string(key), record));
+                                 }
+                                 return true;
+                             });
+    if (!listed.ok()) {
+        return net::HttpResponse::error(500, "internal_error", listed.message());
+    }
+    const crypto::Certificate& service_cert = node.service_cert();
+    return net::HttpResponse::json(200, {{"service_status", (**service).value("status", "")},
+                                         {"service_certificate", service_cert.to_pem()},
+                                         {"service_certificate_validity", validity(service_cert)},
+                                         {"nodes", std::move(nodes)}});
+}
+
+net::HttpResponse get_commit(node::Node& node) {
+    std::optional<kv::TxId> id = tx_id_at(node, node.ledger().committed());
+    if (!id.has_value()) {
+        return net::HttpResponse::error(500, "internal_error", "commit point has no entry");
+    }
+    return net::HttpResponse::json(200, {{"transaction_id", id->to_string()}});
+}
+
+net::HttpResponse get_tx(node::Node& node, const net::HttpRequest& request) {
+    auto it = request.query.find("transaction_id");
+    if (it == request.query.end()) {
+        return net::HttpResponse::error(400, "invalid_argument",
+                                        "query parameter transaction_id is required");
+    }
+    auto id = kv::TxId::parse(it->second);
+    if (!id.ok()) {
+        return net::HttpResponse::error(400, "invalid_argument",
+                                        "transaction_id must look like \"view.seqno\"");
+    }
+    ledger::TxStatus status = node.ledger().tx_status(*id);
+    return net::HttpResponse::json(200, {{"transaction_id", id->to_string()},
+                                         {"status", std::string(ledger::tx_status_name(status))}});
+}
+
+net::HttpResponse get_quote(node::Node& node) {
+    return net::HttpResponse::json(200, {{"node_id", node.node_id()},
+                                         {"node_certificate", node.node_cert().to_pem()},
+                                         {"evidence", node.attestation()}});
+}
+
+net::HttpResponse get_metrics(node::Node& node) {
+    net::HttpResponse r;
+    r.status = 200;
+    r.headers.emplace_back("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    r.body = node.render_metrics();
+    return r;
+}
+
+Endpoint anonymous_get(std::string path, std::string description, EndpointHandler handler) {
+    Endpoint e;
+    e.method = "GET";
+    e.path = std::move(path);
+    e.policy = AuthPolicy::kAnonymous;
+    e.description = std::move(description);
+    e.handler = std::move(handler);
+    return e;
+}
+
+}  // namespace
+
+Status register_node_endpoints(EndpointRegistry& registry, node::Node& node) {
+    node::Node* n = &node;
+    COFFER_RETURN_IF_ERROR(registry.add(
+        anonymous_get("/node/state", "node id, state, role, view, last and committed seqno",
+                      [n](const net::HttpRequest&, const Caller&) { return get_state(*n); })));
+    COFFER_RETURN_IF_ERROR(registry.add(anonymous_get(
+        "/node/network", "service certificate, status and the nodes with their certificates",
+        [n](const net::HttpRequest&, const Caller&) { return get_network(*n); })));
+    COFFER_RETURN_IF_ERROR(registry.add(
+        anonymous_get("/node/commit", "id of the last committed transaction",
+                      [n](const net::HttpRequest&, const Caller&) { return get_commit(*n); })));
+    Endpoint tx = anonymous_get(
+        "/node/tx", "status of a transaction id: Unknown, Pending, Committed or Invalid",
+        [n](const net::HttpRequest& r, const Caller&) { return get_tx(*n, r); });
+    tx.example_query = "transaction_id=1.1";
+    COFFER_RETURN_IF_ERROR(registry.add(std::move(tx)));
+    COFFER_RETURN_IF_ERROR(registry.add(
+        anonymous_get("/node/quote", "this node's attestation evidence and certificate",
+                      [n](const net::HttpRequest&, const Caller&) { return get_quote(*n); })));
+    COFFER_RETURN_IF_ERROR(registry.add(
+        anonymous_get("/node/metrics", "Prometheus text metrics",
+                      [n](const net::HttpRequest&, const Caller&) { return get_metrics(*n); })));
+    EndpointRegistry* reg = &registry;
+    return registry.add(anonymous_get(
+        "/node/endpoints", "every endpoint of this node with its authentication policy",
+        [reg](const net::HttpRequest&, const Caller&) {
+            return net::HttpResponse::json(200, {{"endpoints", reg->describe()}});
+        }));
+}
+
+}  // namespace coffer::apps

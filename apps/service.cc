@@ -1,0 +1,68 @@
+#include "apps/apps.h"
+
+namespace coffer::apps {
+
+namespace {
+
+// How many views tx_id_at searches back from the current one. A view is used per restart
+// and per disk-full rollback, so a node would need this many of them before an old entry's
+// id could no longer be named.
+constexpr kv::View kMaxViewSearch = 4096;
+
+}  // namespace
+
+std::optional<kv::TxId> tx_id_at(node::Node& node, kv::Seqno seqno) {
+    if (seqno == 0) {
+        return kv::TxId{0, 0};
+    }
+    kv::View top = node.store().view();
+    kv::View bottom = top > kMaxViewSearch ? top - kMaxViewSearch : 0;
+    for (kv::View v = top + 1; v-- > bottom;) {
+        ledger::TxStatus s = node.ledger().tx_status(kv::TxId{v, seqno});
+        if (s == ledger::TxStatus::kCommitted || s == ledger::TxStatus::kPending) {
+            return kv::TxId{v, seqno};
+        }
+    }
+    return std::nullopt;
+}
+
+net::HttpResponse commit_error_response(const Status& status) {
+    switch (status.code()) {
+        case Errc::kNoSpace:
+            return net::HttpResponse::error(507, "insufficient_storage", status.message());
+        case Errc::kFailedPrecondition:
+        case Errc::kConflict:
+        case Errc::kResourceExhausted: {
+            net::HttpResponse r = net::HttpResponse::error(503, "unavailable", status.message());
+            r.headers.emplace_back("Retry-After", "1");
+            return r;
+        }
+        case Errc::kInvalidArgument:
+            return net::HttpResponse::error(400, "invalid_argument", status.message());
+        default:
+            return net::HttpResponse::error(500, "internal_error", status.message());
+    }
+}
+
+Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node) {
+    auto registry = std::make_shared<EndpointRegistry>();
+    COFFER_RETURN_IF_ERROR(register_node_endpoints(*registry, node));
+    COFFER_RETURN_IF_ERROR(register_logging_app(*registry, node));
+    COFFER_RETURN_IF_ERROR(register_receipt_endpoint(*registry, node));
+    return registry;
+}
+
+net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointRegistry> registry) {
+    return [&node, registry](const net::HttpRequest& request) {
+        Caller caller = resolve_caller(node.store(), request);
+        bool path_known = false;
+        const Endpoint* endpoint = registry->find(request.method, request.path, path_known);
+        net::HttpResponse response = registry->dispatch(request, caller);
+        node.metrics().count_request(
+            endpoint != nullptr ? endpoint->method + " " + endpoint->path : "unmatched",
+            response.status);
+        return response;
+    };
+}
+
+}  // namespace coffer::apps

@@ -1,0 +1,48 @@
+// The public governance maps the node writes at genesis and reads to authenticate callers.
+// Keys, values and who writes them: docs/formats/governance-maps.md. Governance (gov/)
+// extends these maps; their names and value shapes are a stable format.
+//
+// Every value is a UTF-8 JSON object. Keys are ASCII strings (lower-case hex fingerprints,
+// node ids, or the fixed key kServiceKey).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "kv/store.h"
+
+namespace coffer::node {
+
+// key: "service" -> {"cert": PEM, "status": "open", "fingerprint": hex}
+constexpr std::string_view kServiceMap = "public:coffer.gov.service";
+constexpr std::string_view kServiceKey = "service";
+// key: SHA-256 fingerprint of the member's DER certificate (hex) ->
+//      {"cert": PEM, "encryption_public_key": PEM, "status": "active"}
+constexpr std::string_view kMembersMap = "public:coffer.gov.members";
+// key: fingerprint (hex) -> {"cert": PEM, "encryption_public_key": PEM or null}
+constexpr std::string_view kUsersMap = "public:coffer.gov.users";
+// key: node id -> {"cert": PEM, "status": "trusted", "attestation": evidence JSON,
+//                  "client_address": "ip:port", "node_address": "ip:port"}
+constexpr std::string_view kNodesMap = "public:coffer.gov.nodes";
+
+constexpr std::string_view kServiceStatusOpen = "open";
+constexpr std::string_view kMemberStatusActive = "active";
+constexpr std::string_view kNodeStatusTrusted = "trusted";
+
+// Bound on one governance value read back from the store.
+constexpr size_t kMaxGovernanceJsonDepth = 16;
+
+// Reads and parses one value of a governance map through `tx`; nullopt when absent.
+// Errors: kCorrupt when the stored value is not a JSON object.
+Result<std::optional<nlohmann::json>> read_governance_value(kv::Transaction& tx,
+                                                            std::string_view map,
+                                                            std::string_view key);
+
+// Writes one value (compact JSON). Errors: those of Transaction::put.
+Status write_governance_value(kv::Transaction& tx, std::string_view map, std::string_view key,
+                              const nlohmann::json& value);
+
+}  // namespace coffer::node

@@ -1,0 +1,580 @@
+#include "node/node.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include <openssl/crypto.h>
+
+#include "attestation/platform.h"
+#include "common/log.h"
+#include "crypto/x25519.h"
+#include "node/files.h"
+#include "node/governance_maps.h"
+
+namespace coffer::node {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxPemFileBytes = 64 * 1024;
+constexpr size_t kMaxNodeInfoBytes = 64 * 1024;
+constexpr int kNodeInfoVersion = 1;
+
+uint64_t steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+int64_t unix_now() {
+    return static_cast<int64_t>(std::time(nullptr));
+}
+
+std::string join(const std::string& dir, std::string_view name) {
+    return ledger::join_path(dir, name);
+}
+
+Result<crypto::Certificate> load_client_cert(const std::string& path) {
+    COFFER_ASSIGN_OR_RETURN(std::string pem, read_small_file(path, kMaxPemFileBytes));
+    auto cert = crypto::Certificate::from_pem(pem);
+    if (!cert.ok()) {
+        return error(Errc::kInvalidArgument, path + ": " + cert.status().message());
+    }
+    auto key = cert->ecdsa_public_key();
+    if (!key.ok()) {
+        return error(Errc::kInvalidArgument, path + ": " + key.status().message());
+    }
+    return cert;
+}
+
+Result<std::string> load_encryption_key(const std::string& path) {
+    COFFER_ASSIGN_OR_RETURN(std::string pem, read_small_file(path, kMaxPemFileBytes));
+    auto key = crypto::x25519_public_from_pem(pem);
+    if (!key.ok()) {
+        return error(Errc::kInvalidArgument, path + ": " + key.status().message());
+    }
+    return crypto::x25519_public_to_pem(*key);
+}
+
+// The members and users of the configuration, as the values of their governance maps keyed
+// by certificate fingerprint. A certificate listed twice is refused.
+Status load_initial_identities(const NodeConfig& config, json& members, json& users) {
+    members = json::object();
+    users = json::object();
+    for (const MemberConfig& m : config.members) {
+        COFFER_ASSIGN_OR_RETURN(crypto::Certificate cert, load_client_cert(m.certificate_file));
+        COFFER_ASSIGN_OR_RETURN(std::string enc, load_encryption_key(m.encryption_public_key_file));
+        std::string fp = cert.fingerprint_sha256_hex();
+        if (members.contains(fp)) {
+            return error(Errc::kInvalidArgument, m.certificate_file + ": member listed twice");
+        }
+        members[fp] = {{"cert", cert.to_pem()},
+                       {"encryption_public_key", enc},
+                       {"status", std::string(kMemberStatusActive)}};
+    }
+    for (const UserConfig& u : config.users) {
+        COFFER_ASSIGN_OR_RETURN(crypto::Certificate cert, load_client_cert(u.certificate_file));
+        json enc = nullptr;
+        if (u.encryption_public_key_file.has_value()) {
+            COFFER_ASSIGN_OR_RETURN(enc, load_encryption_key(*u.encryption_public_key_file));
+        }
+        std::string fp = cert.fingerprint_sha256_hex();
+        if (users.contains(fp) || members.contains(fp)) {
+            return error(Errc::kInvalidArgument,
+                         u.certificate_file + ": certificate already listed as a user or member");
+        }
+        users[fp] = {{"cert", cert.to_pem()}, {"encryption_public_key", enc}};
+    }
+    return Status();
+}
+
+Result<NodeSecrets> make_fresh_secrets(const NodeConfig& config) {
+    int64_t now = unix_now();
+    COFFER_ASSIGN_OR_RETURN(ServiceIdentity service,
+                            make_service_identity(now, config.certificates.service_validity_s));
+    std::vector<std::string> ips = {config.client_address.host, config.node_address.host};
+    COFFER_ASSIGN_OR_RETURN(
+        NodeIdentity node,
+        make_node_identity(service, ips, now, config.certificates.node_validity_s));
+    std::vector<ledger::LedgerSecret> ledger_secrets;
+    ledger_secrets.push_back(ledger::make_random_ledger_secret(1));
+    return NodeSecrets{std::move(service), std::move(node), std::move(ledger_secrets)};
+}
+
+std::string sealing_key_path(const NodeConfig& config) {
+    return config.sealing_key_file.empty() ? join(config.data_dir, kSealingKeyFileName)
+                                           : config.sealing_key_file;
+}
+
+Result<NodeSecrets> recover_secrets(const NodeConfig& config) {
+    std::string info_path = join(config.data_dir, kNodeInfoFileName);
+    COFFER_ASSIGN_OR_RETURN(std::string info_text, read_small_file(info_path, kMaxNodeInfoBytes));
+    json info = json::parse(info_text, nullptr, false);
+    if (info.is_discarded() || !info.is_object() || !info.contains("local_sealing") ||
+        !info["local_sealing"].is_boolean()) {
+        return error(Errc::kCorrupt, info_path + " is not a node information file");
+    }
+    std::string sealed_path = join(config.data_dir, kSealedSecretsFileName);
+    if (!info["local_sealing"].get<bool>() || !path_exists(sealed_path)) {
+        return error(Errc::kFailedPrecondition,
+                     "this node's secrets were not sealed (local_sealing was false), so it "
+                     "cannot restart on its own: the service must be recovered with the "
+                     "members' recovery shares. Not supported yet: recovery, because "
+                     "governance does not exist yet");
+    }
+    COFFER_ASSIGN_OR_RETURN(Bytes key, read_sealing_key(sealing_key_path(config)));
+    COFFER_ASSIGN_OR_RETURN(std::string sealed,
+                            read_small_file(sealed_path, kMaxSealedSecretsBytes));
+    auto secrets = unseal_secrets(sealed, key);
+    OPENSSL_cleanse(key.data(), key.size());
+    if (!secrets.ok()) {
+        return secrets.status().with_context(sealed_path);
+    }
+    return secrets;
+}
+
+Status check_fresh_data_dir(const NodeConfig& config) {
+    std::string ledger_dir = join(config.data_dir, kLedgerDirName);
+    ledger::PosixFileSystem fs;
+    auto exists = fs.file_exists(ledger_dir);
+    if (exists.ok() && *exists) {
+        auto entries = fs.list_dir(ledger_dir);
+        if (!entries.ok() || !entries->empty()) {
+            return error(Errc::kFailedPrecondition,
+                         config.data_dir + " holds a ledger but no " +
+                             std::string(kNodeInfoFileName) +
+                             ": an earlier first start was interrupted; remove the folder to "
+                             "start a new service");
+        }
+    }
+    return Status();
+}
+
+}  // namespace
+
+std::string_view node_state_name(NodeState state) {
+    switch (state) {
+        case NodeState::kStarting:
+            return "starting";
+        case NodeState::kPartOfNetwork:
+            return "part_of_network";
+        case NodeState::kStopping:
+            return "stopping";
+        case NodeState::kStopped:
+            return "stopped";
+        case NodeState::kFailed:
+            return "failed";
+    }
+    return "unknown";
+}
+
+Node::Node(NodeConfig config, NodeSecrets secrets)
+    : config_(std::move(config)), secrets_(std::move(secrets)) {}
+
+Node::~Node() {
+    stop();
+}
+
+std::string Node::path(std::string_view name) const {
+    return join(config_.data_dir, name);
+}
+
+Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
+    COFFER_RETURN_IF_ERROR(make_private_dir(config.data_dir));
+    std::unique_ptr<Node> node;
+    if (!path_exists(join(config.data_dir, kNodeInfoFileName))) {
+        COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
+        json members;
+        json users;
+        COFFER_RETURN_IF_ERROR(load_initial_identities(config, members, users));
+        COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, make_fresh_secrets(config));
+        node.reset(new Node(std::move(config), std::move(secrets)));
+        COFFER_RETURN_IF_ERROR(node->first_start(members, users));
+    } else {
+        COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, recover_secrets(config));
+        node.reset(new Node(std::move(config), std::move(secrets)));
+        COFFER_RETURN_IF_ERROR(node->restart());
+    }
+    node->check_certificate_expiry();
+    node->start_background();
+    return node;
+}
+
+Status Node::make_attestation() {
+    COFFER_ASSIGN_OR_RETURN(Bytes measurement, attestation::measure_binary("/proc/self/exe"));
+    attestation::VirtualPlatform platform(std::move(measurement));
+    Bytes report_data = attestation::report_data_for_key(secrets_.node.key.public_key().to_der());
+    COFFER_ASSIGN_OR_RETURN(attestation::Evidence evidence, platform.get_evidence(report_data));
+    attestation_ = attestation::to_json(evidence);
+    return Status();
+}
+
+Status Node::open_ledger() {
+    ledger::LedgerOptions options;
+    options.dir = path(kLedgerDirName);
+    options.chunk_size_bytes = config_.ledger.chunk_size_bytes;
+    options.max_batch_entries = config_.ledger.max_batch_entries;
+    options.flush_interval_ms = config_.ledger.flush_interval_ms;
+    options.signature_interval_entries = config_.signatures.interval_entries;
+    options.signature_interval_ms = config_.signatures.interval_ms;
+    options.node_id = secrets_.node.node_id;
+    options.node_key = secrets_.node.key;
+    options.node_cert = secrets_.node.cert;
+    options.service_cert = secrets_.service.cert;
+    COFFER_RETURN_IF_ERROR(fs_.make_dir(options.dir));
+    ledger::LedgerSecrets ledger_secrets;
+    for (const ledger::LedgerSecret& s : secrets_.ledger_secrets) {
+        COFFER_RETURN_IF_ERROR(ledger_secrets.add(s));
+    }
+    COFFER_ASSIGN_OR_RETURN(ledger_,
+                            ledger::Ledger::open(fs_, std::move(options), store_, ledger_secrets));
+    return Status();
+}
+
+Status Node::seal_to_disk() {
+    std::string key_path = sealing_key_path(config_);
+    Result<Bytes> key =
+        path_exists(key_path) ? read_sealing_key(key_path) : create_sealing_key(key_path);
+    if (!key.ok()) {
+        return key.status();
+    }
+    auto sealed = seal_secrets(secrets_, *key);
+    OPENSSL_cleanse(key->data(), key->size());
+    if (!sealed.ok()) {
+        return sealed.status();
+    }
+    return write_file_atomic(path(kSealedSecretsFileName), *sealed, 0600);
+}
+
+Status Node::write_genesis(const json& members, const json& users) {
+    json node_record = {{"cert", secrets_.node.cert.to_pem()},
+                        {"status", std::string(kNodeStatusTrusted)},
+                        {"attestation", attestation_},
+                        {"client_address", config_.client_address.to_string()},
+                        {"node_address", config_.node_address.to_string()}};
+    json service_record = {{"cert", secrets_.service.cert.to_pem()},
+                           {"status", std::string(kServiceStatusOpen)},
+                           {"fingerprint", secrets_.service.cert.fingerprint_sha256_hex()}};
+    kv::Transaction tx = store_.begin();
+    COFFER_RETURN_IF_ERROR(write_governance_value(tx, kServiceMap, kServiceKey, service_record));
+    for (const auto& [fp, value] : members.items()) {
+        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kMembersMap, fp, value));
+    }
+    for (const auto& [fp, value] : users.items()) {
+        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kUsersMap, fp, value));
+    }
+    COFFER_RETURN_IF_ERROR(
+        write_governance_value(tx, kNodesMap, secrets_.node.node_id, node_record));
+    auto committed = store_.commit(std::move(tx));
+    if (!committed.ok()) {
+        return committed.status();
+    }
+    COFFER_RETURN_IF_ERROR(ledger_->sign_now());
+    metrics_.count_signature();
+    auto flushed = ledger_->flush();
+    return flushed.ok() ? Status() : flushed.status();
+}
+
+Status Node::first_start(const json& members, const json& users) {
+    COFFER_RETURN_IF_ERROR(make_attestation());
+    if (config_.local_sealing) {
+        COFFER_RETURN_IF_ERROR(seal_to_disk());
+    }
+    COFFER_RETURN_IF_ERROR(
+        write_file_atomic(path(kServiceCertFileName), secrets_.service.cert.to_pem(), 0644));
+    COFFER_RETURN_IF_ERROR(
+        write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644));
+    COFFER_RETURN_IF_ERROR(open_ledger());
+    COFFER_RETURN_IF_ERROR(write_genesis(members, users));
+
+    // Written last: its presence says the service exists and this folder must be recovered,
+    // not initialised again.
+    json info = {{"version", kNodeInfoVersion},
+                 {"node_id", secrets_.node.node_id},
+                 {"service_cert_fingerprint", secrets_.service.cert.fingerprint_sha256_hex()},
+                 {"local_sealing", config_.local_sealing},
+                 {"created_unix", unix_now()}};
+    COFFER_RETURN_IF_ERROR(write_file_atomic(path(kNodeInfoFileName), info.dump(2) + "\n", 0644));
+    spdlog::info(
+        "node.service_created node_id={} service_fingerprint={} members={} users={} "
+        "local_sealing={}",
+        secrets_.node.node_id, secrets_.service.cert.fingerprint_sha256_hex(), members.size(),
+        users.size(), config_.local_sealing);
+    return Status();
+}
+
+Status Node::refresh_node_record() {
+    auto committed = commit([&](kv::Transaction& tx) -> Status {
+        COFFER_ASSIGN_OR_RETURN(auto record,
+                                read_governance_value(tx, kNodesMap, secrets_.node.node_id));
+        if (!record.has_value()) {
+            return error(Errc::kCorrupt, "the nodes map does not list this node");
+        }
+        if ((*record)["attestation"] == attestation_) {
+            return Status();
+        }
+        (*record)["attestation"] = attestation_;
+        return write_governance_value(tx, kNodesMap, secrets_.node.node_id, *record);
+    });
+    return committed.ok() ? Status() : committed.status();
+}
+
+Status Node::restart() {
+    COFFER_RETURN_IF_ERROR(make_attestation());
+    COFFER_RETURN_IF_ERROR(open_ledger());
+    COFFER_RETURN_IF_ERROR(refresh_node_record());
+    spdlog::info("node.recovered node_id={} view={} last_seqno={} committed_seqno={}",
+                 secrets_.node.node_id, store_.view(), ledger_->last_seqno(), ledger_->committed());
+    return Status();
+}
+
+Status Node::serve(net::Handler handler) {
+    net::ServerOptions options;
+    options.address = config_.client_address.host;
+    options.port = config_.client_address.port;
+    options.cert_chain_pem = secrets_.node.cert.to_pem() + secrets_.service.cert.to_pem();
+    options.private_key_pem = secrets_.node.key.to_pem();
+    options.max_body_bytes = config_.http.max_body_bytes;
+    options.max_header_bytes = config_.http.max_header_bytes;
+    options.max_connections = config_.http.max_connections;
+    options.idle_timeout_ms = config_.http.idle_timeout_ms;
+    options.header_timeout_ms = config_.http.header_timeout_ms;
+    options.threads = config_.http.threads;
+    auto server = net::HttpServer::start(std::move(options), std::move(handler));
+    if (!server.ok()) {
+        return server.status();
+    }
+    server_ = std::move(server).value();
+    state_.store(NodeState::kPartOfNetwork);
+
+    ListenAddress bound = config_.client_address;
+    bound.port = server_->port();
+    json ports = {{"pid", static_cast<int64_t>(::getpid())},
+                  {"client_address", bound.to_string()},
+                  {"client_port", bound.port}};
+    COFFER_RETURN_IF_ERROR(write_file_atomic(path(kPortsFileName), ports.dump() + "\n", 0644));
+    spdlog::info("node.listening node_id={} client_address={} node_address={}",
+                 secrets_.node.node_id, bound.to_string(), config_.node_address.to_string());
+    return Status();
+}
+
+void Node::stop() {
+    {
+        std::lock_guard lock(mu_);
+        if (stop_requested_) {
+            return;
+        }
+        stop_requested_ = true;
+    }
+    cv_.notify_all();
+    NodeState previous = state_.exchange(NodeState::kStopping);
+    if (server_ != nullptr) {
+        server_->stop();
+    }
+    if (background_.joinable()) {
+        background_.join();
+    }
+    if (ledger_ != nullptr && failure().ok()) {
+        Status signed_tail = ledger_->sign_now();
+        if (signed_tail.ok()) {
+            metrics_.count_signature();
+        }
+        auto flushed = ledger_->flush();
+        if (!flushed.ok()) {
+            spdlog::error("node.final_flush_failed error={}", flushed.status().to_string());
+        } else {
+            spdlog::info("node.stopped node_id={} last_seqno={} committed_seqno={}",
+                         secrets_.node.node_id, ledger_->last_seqno(), ledger_->committed());
+        }
+    }
+    state_.store(previous == NodeState::kFailed ? NodeState::kFailed : NodeState::kStopped);
+}
+
+Status Node::failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+}
+
+void Node::fail(const Status& status) {
+    {
+        std::lock_guard lock(mu_);
+        if (!failure_.ok()) {
+            return;
+        }
+        failure_ = status;
+    }
+    state_.store(NodeState::kFailed);
+    spdlog::error("node.failed node_id={} error={}", secrets_.node.node_id, status.to_string());
+}
+
+Status Node::check_writable() const {
+    Status failed = failure();
+    if (!failed.ok()) {
+        return error(Errc::kFailedPrecondition, "the node has failed: " + failed.message());
+    }
+    NodeState state = state_.load();
+    if (state == NodeState::kStopping || state == NodeState::kStopped) {
+        return error(Errc::kFailedPrecondition, "the node is stopping");
+    }
+    if (steady_ms() < disk_full_until_ms_.load()) {
+        return error(Errc::kNoSpace, "the ledger disk is full; writes are refused for now");
+    }
+    return Status();
+}
+
+Result<kv::CommitResult> Node::commit(const TxBody& body) {
+    Status writable = check_writable();
+    if (!writable.ok()) {
+        metrics_.count_write_rejection(writable.code() == Errc::kNoSpace ? "no_space" : "failed");
+        return writable;
+    }
+    auto start = std::chrono::steady_clock::now();
+    Status last = error(Errc::kConflict, "no attempt made");
+    for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+        kv::Transaction tx = store_.begin();
+        COFFER_RETURN_IF_ERROR(body(tx));
+        auto committed = store_.commit(std::move(tx));
+        if (committed.ok()) {
+            std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+            metrics_.observe_commit_latency(took.count());
+            return committed;
+        }
+        last = committed.status();
+        if (last.code() == Errc::kResourceExhausted) {
+            // The ledger's unflushed batch is full: flush on this thread, then try again.
+            auto flushed = ledger_->flush();
+            if (!flushed.ok()) {
+                last = flushed.status();
+                break;
+            }
+            continue;
+        }
+        if (last.code() != Errc::kConflict) {
+            break;
+        }
+    }
+    if (last.code() == Errc::kNoSpace) {
+        disk_full_until_ms_.store(steady_ms() + kDiskFullBackoffMs);
+    }
+    metrics_.count_write_rejection(std::string(errc_name(last.code())));
+    return last;
+}
+
+void Node::start_background() {
+    background_ = std::thread([this] { background_loop(); });
+}
+
+void Node::background_loop() {
+    uint64_t next_expiry_check_ms = steady_ms() + kExpiryCheckIntervalMs;
+    std::unique_lock lock(mu_);
+    while (!stop_requested_ && failure_.ok()) {
+        lock.unlock();
+        background_step(next_expiry_check_ms);
+        lock.lock();
+        cv_.wait_for(lock, std::chrono::milliseconds(config_.ledger.flush_interval_ms),
+                     [this] { return stop_requested_; });
+    }
+}
+
+void Node::background_step(uint64_t& next_expiry_check_ms) {
+    kv::Seqno signed_before = ledger_->last_seqno();
+    Status signed_now = ledger_->maybe_sign();
+    if (signed_now.ok() && ledger_->last_seqno() > signed_before) {
+        auto tx = store_.begin();
+        std::optional<kv::Seqno> version =
+            tx.get_version(ledger::kSignaturesMap, as_bytes(ledger::kSignatureKey));
+        if (version.has_value() && *version > signed_before) {
+            metrics_.count_signature();
+        }
+    } else if (!signed_now.ok() && signed_now.code() != Errc::kConflict) {
+        spdlog::debug("node.sign_failed error={}", signed_now.to_string());
+    }
+
+    auto flushed = ledger_->flush();
+    if (!flushed.ok()) {
+        if (flushed.status().code() == Errc::kNoSpace) {
+            disk_full_until_ms_.store(steady_ms() + kDiskFullBackoffMs);
+            metrics_.count_write_rejection("no_space_at_flush");
+            spdlog::warn("node.disk_full error={}", flushed.status().to_string());
+        } else {
+            fail(flushed.status());
+        }
+    }
+
+    uint64_t now = steady_ms();
+    if (now >= next_expiry_check_ms) {
+        next_expiry_check_ms = now + kExpiryCheckIntervalMs;
+        check_certificate_expiry();
+    }
+}
+
+void Node::check_certificate_expiry() {
+    int64_t now = unix_now();
+    auto warn = [&](const crypto::Certificate& cert, const char* which, bool& warned) {
+        int64_t left = cert.not_after_unix() - now;
+        if (left < kCertificateExpiryWarningS && !warned) {
+            warned = true;
+            spdlog::warn(
+                "node.certificate_expiring certificate={} fingerprint={} not_after_unix={} "
+                "seconds_left={}",
+                which, cert.fingerprint_sha256_hex(), cert.not_after_unix(), left);
+        }
+    };
+    std::lock_guard lock(mu_);
+    warn(secrets_.service.cert, "service", warned_service_expiry_);
+    warn(secrets_.node.cert, "node", warned_node_expiry_);
+}
+
+uint16_t Node::client_port() const {
+    return server_ != nullptr ? server_->port() : 0;
+}
+
+net::ServerStats Node::server_stats() const {
+    return server_ != nullptr ? server_->stats() : net::ServerStats{};
+}
+
+uint64_t Node::ledger_size_bytes() const {
+    uint64_t total = 0;
+    for (const std::string& file : ledger_->chunk_files()) {
+        struct stat st {};
+        if (::stat(file.c_str(), &st) == 0) {
+            total += static_cast<uint64_t>(st.st_size);
+        }
+    }
+    return total;
+}
+
+std::string Node::render_metrics() const {
+    net::ServerStats s = server_stats();
+    auto d = [](uint64_t v) { return static_cast<double>(v); };
+    std::vector<Metrics::Sample> extra = {
+        {"coffer_ledger_size_bytes", "gauge", "Bytes in the ledger chunk files.",
+         d(ledger_size_bytes())},
+        {"coffer_ledger_last_seqno", "gauge", "Last ledger entry.", d(ledger_->last_seqno())},
+        {"coffer_ledger_committed_seqno", "gauge", "Commit point.", d(ledger_->committed())},
+        {"coffer_net_connections_accepted_total", "counter", "TLS connections accepted.",
+         d(s.connections_accepted)},
+        {"coffer_net_connections_active", "gauge", "Open connections.", d(s.connections_active)},
+        {"coffer_net_connections_rejected_total", "counter",
+         "Connections refused over http.max_connections.", d(s.connections_rejected)},
+        {"coffer_net_tls_handshake_failures_total", "counter", "Failed TLS handshakes.",
+         d(s.tls_handshake_failures)},
+        {"coffer_net_body_too_large_total", "counter", "Requests refused with 413.",
+         d(s.body_too_large)},
+        {"coffer_net_header_too_large_total", "counter", "Requests refused with 431 or 414.",
+         d(s.header_too_large)},
+        {"coffer_net_bad_request_total", "counter", "Malformed HTTP requests (400).",
+         d(s.bad_request)},
+        {"coffer_net_timeouts_total", "counter", "Connections cut by a timeout.", d(s.timeouts)},
+        {"coffer_net_handler_errors_total", "counter", "Handler failures answered with 500.",
+         d(s.handler_errors)},
+        {"coffer_node_certificate_not_after_seconds", "gauge", "Node certificate not-after.",
+         static_cast<double>(secrets_.node.cert.not_after_unix())},
+    };
+    return metrics_.render(extra);
+}
+
+}  // namespace coffer::node

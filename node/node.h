@@ -1,0 +1,166 @@
+// One Coffer node: it starts a new service (first start) or recovers its own (restart),
+// keeps the KV store and its ledger, signs and flushes in the background, and serves HTTPS.
+// Lifecycle, data directory layout, sealing and identities: docs/node.md.
+//
+// Life of a Node:
+//   open()   first start: makes the service and node identities and the first ledger
+//            secret, seals them (unless local_sealing is off), writes the genesis
+//            transaction to the governance maps and signs it; the service is open.
+//            restart: unseals the secrets and replays the ledger (the ledger moves to a new
+//            view), then refreshes this node's attestation in the nodes map.
+//            Either way a background thread starts that calls Ledger::maybe_sign and
+//            Ledger::flush every ledger.flush_interval_ms.
+//   serve()  starts the HTTPS server with the application's handler and writes
+//            data_dir/node_ports.json.
+//   stop()   stops the server and the background thread, signs what is unsigned and
+//            flushes. Also run by the destructor.
+//
+// Failures: a failed fsync (kIo from Ledger::flush) makes the node FAILED: failure() turns
+// non-ok, writes are refused, and the owner (the `coffer node start` command) must stop the
+// process with a non-zero exit code. A full disk (kNoSpace) makes writes fail for
+// kDiskFullBackoffMs, counted in the metrics, while reads go on.
+//
+// Thread-safety: after open(), every public method is thread-safe except serve() and stop(),
+// which the owning thread calls (once each).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "kv/store.h"
+#include "ledger/file_system.h"
+#include "ledger/ledger.h"
+#include "net/server.h"
+#include "node/config.h"
+#include "node/identity.h"
+#include "node/metrics.h"
+#include "node/sealing.h"
+
+namespace coffer::node {
+
+// Files and folders inside data_dir (docs/node.md, "Data directory").
+constexpr std::string_view kLedgerDirName = "ledger";
+constexpr std::string_view kServiceCertFileName = "service_cert.pem";
+constexpr std::string_view kNodeCertFileName = "node_cert.pem";
+constexpr std::string_view kSealedSecretsFileName = "sealed_secrets.json";
+constexpr std::string_view kSealingKeyFileName = "sealing_key";
+constexpr std::string_view kNodeInfoFileName = "node.json";
+constexpr std::string_view kPortsFileName = "node_ports.json";
+
+// How many times an endpoint transaction is retried after losing an optimistic race.
+constexpr int kMaxCommitAttempts = 8;
+// How long writes are refused after the disk was found full, before they are tried again.
+constexpr uint64_t kDiskFullBackoffMs = 1000;
+// A WARN is logged once a certificate has less than this left before its not-after.
+constexpr int64_t kCertificateExpiryWarningS = 30LL * 24 * 3600;
+// How often the background thread checks certificate expiry.
+constexpr uint64_t kExpiryCheckIntervalMs = 1000;
+
+enum class NodeState { kStarting, kPartOfNetwork, kStopping, kStopped, kFailed };
+std::string_view node_state_name(NodeState state);
+
+// The body of an endpoint transaction: reads and buffers writes through `tx`. Returning an
+// error aborts the transaction (nothing is written) and passes the error on.
+using TxBody = std::function<Status(kv::Transaction& tx)>;
+
+class Node {
+  public:
+    // Starts or recovers the node described by `config` (see the top of this file).
+    // Errors: kFailedPrecondition for a data_dir that needs recovery by the members
+    // (local_sealing was off), or that holds a ledger but no node.json (an interrupted first
+    // start); kCrypto for secrets that do not unseal; kInvalidArgument for unusable
+    // member/user files (naming them); ledger and storage errors.
+    static Result<std::unique_ptr<Node>> open(NodeConfig config);
+
+    ~Node();
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    // Starts the HTTPS server on config.client_address with `handler`, then writes
+    // data_dir/node_ports.json ({"pid", "client_address", "client_port"}).
+    // Errors: those of HttpServer::start; storage errors for the ports file.
+    Status serve(net::Handler handler);
+
+    // Stops serving and the background work; signs and flushes the tail. Idempotent.
+    void stop();
+
+    // Runs `body` in a transaction and commits it, retrying up to kMaxCommitAttempts times
+    // on kConflict and flushing when the ledger's unflushed batch is full. Records the
+    // commit latency. Errors: the body's error; kNoSpace while the disk is full;
+    // kFailedPrecondition when the node failed or is stopping; kConflict after the last
+    // attempt; ledger errors.
+    Result<kv::CommitResult> commit(const TxBody& body);
+
+    // OK, or the error that made the node fail (a failed fsync).
+    Status failure() const;
+    NodeState state() const { return state_.load(); }
+
+    const NodeConfig& config() const { return config_; }
+    const std::string& node_id() const { return secrets_.node.node_id; }
+    const crypto::Certificate& service_cert() const { return secrets_.service.cert; }
+    const crypto::Certificate& node_cert() const { return secrets_.node.cert; }
+    // This node's attestation evidence (attestation::to_json of the virtual platform's).
+    const nlohmann::json& attestation() const { return attestation_; }
+
+    kv::Store& store() { return store_; }
+    ledger::Ledger& ledger() { return *ledger_; }
+    Metrics& metrics() { return metrics_; }
+    // The bound client port (after serve()), else 0.
+    uint16_t client_port() const;
+    // Counters of the HTTP server (zeros before serve()).
+    net::ServerStats server_stats() const;
+
+    // The Prometheus text of GET /node/metrics (metrics() plus ledger and server gauges).
+    std::string render_metrics() const;
+
+  private:
+    Node(NodeConfig config, NodeSecrets secrets);
+
+    Status first_start(const nlohmann::json& members, const nlohmann::json& users);
+    Status restart();
+    Status make_attestation();
+    Status open_ledger();
+    Status write_genesis(const nlohmann::json& members, const nlohmann::json& users);
+    Status refresh_node_record();
+    Status seal_to_disk();
+    void start_background();
+    void background_loop();
+    void background_step(uint64_t& next_expiry_check_ms);
+    void check_certificate_expiry();
+    void fail(const Status& status);
+    Status check_writable() const;
+    uint64_t ledger_size_bytes() const;
+    std::string path(std::string_view name) const;
+
+    NodeConfig config_;
+    NodeSecrets secrets_;
+    nlohmann::json attestation_;
+    ledger::PosixFileSystem fs_;
+    kv::Store store_;
+    std::unique_ptr<ledger::Ledger> ledger_;
+    Metrics metrics_;
+    std::unique_ptr<net::HttpServer> server_;
+    std::atomic<NodeState> state_{NodeState::kStarting};
+
+    mutable std::mutex mu_;  // guards failure_, stop_requested_, expiry warnings
+    std::condition_variable cv_;
+    Status failure_;
+    bool stop_requested_ = false;
+    bool warned_service_expiry_ = false;
+    bool warned_node_expiry_ = false;
+    std::atomic<uint64_t> disk_full_until_ms_{0};
+    std::thread background_;
+};
+
+}  // namespace coffer::node

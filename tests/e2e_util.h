@@ -1,0 +1,118 @@
+// Helpers for end-to-end tests on real processes: a scratch folder, running the `coffer`
+// command, a node process started with `coffer node start`, and HTTPS clients for each kind
+// of caller.
+//
+// A node binds port 0 and writes the chosen port to data_dir/node_ports.json with its pid;
+// NodeProcess::wait_ready polls that file (docs/node.md, "Ports file").
+//
+// Not thread-safe; one test uses its own objects.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/client.h"
+
+namespace coffer::e2e {
+
+// Bound on how long a node may take to start, and to stop after SIGTERM.
+constexpr int kStartTimeoutMs = 20000;
+constexpr int kStopTimeoutMs = 20000;
+// Bound on a `coffer` command other than node start.
+constexpr int kCommandTimeoutMs = 30000;
+
+// The path of the built `coffer` binary (compile definition COFFER_BINARY).
+std::string coffer_binary();
+
+// A fresh folder under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+  public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+struct CommandResult {
+    int exit_code = -1;  // -1 if killed by a signal or timed out
+    std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs `coffer args...` and waits at most timeout_ms (then SIGKILLs it).
+CommandResult run_coffer(const std::vector<std::string>& args, int timeout_ms = kCommandTimeoutMs);
+
+std::string read_text_file(const std::string& path);
+void write_text_file(const std::string& path, const std::string& text);
+
+// Files made by `coffer keygen --name NAME --out DIR`.
+struct Identity {
+    std::string name;
+    std::string cert_path;
+    std::string key_path;
+    std::string enc_pub_path;
+    std::string cert_pem;
+    std::string key_pem;
+};
+// Runs `coffer keygen`; fails the test (ADD_FAILURE) and returns an empty identity on error.
+Identity keygen(const std::string& dir, const std::string& name);
+
+// A node configuration for one member and the given users, data in DIR/data, listening on
+// 127.0.0.1 port 0. `extra` fields are merged in at top level.
+nlohmann::json make_config(const std::string& dir, const Identity& member,
+                           const std::vector<Identity>& users,
+                           const nlohmann::json& extra = nlohmann::json::object());
+
+// One `coffer node start` process, its output appended to log_path.
+class NodeProcess {
+  public:
+    NodeProcess(std::string config_path, std::string data_dir, std::string log_path);
+    ~NodeProcess();  // SIGKILLs a still-running node
+    NodeProcess(const NodeProcess&) = delete;
+    NodeProcess& operator=(const NodeProcess&) = delete;
+
+    // Starts the process and waits until it wrote its ports file. False (with the log
+    // tail in `why`) if it exited or timed out.
+    bool start(std::string& why);
+    // SIGTERM and wait; returns the exit code (-1 on signal death or timeout).
+    int terminate();
+    // SIGKILL and wait.
+    void kill_hard();
+    // Waits for the process to exit by itself (e.g. a start failure); exit code or -1.
+    int wait_exit(int timeout_ms);
+
+    uint16_t port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    const std::string& data_dir() const { return data_dir_; }
+    std::string service_cert_pem() const;
+
+  private:
+    std::string config_path_;
+    std::string data_dir_;
+    std::string log_path_;
+    pid_t pid_ = -1;
+    uint16_t port_ = 0;
+};
+
+// A keep-alive client to a node pinning its service certificate, with an optional client
+// identity. Fails the test and returns nullptr if it cannot connect.
+std::unique_ptr<net::HttpClient> connect_client(const NodeProcess& node, const Identity* identity);
+
+// Polls GET /node/tx until `tx_id` is Committed (true) or timeout_ms passes.
+bool wait_committed(net::HttpClient& client, const std::string& tx_id, int timeout_ms);
+
+// Every regular file under `dir`, recursively.
+std::vector<std::string> files_under(const std::string& dir);
+
+}  // namespace coffer::e2e
