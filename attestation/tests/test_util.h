@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/testing/reference_data.h"
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -18,12 +20,12 @@
 namespace coffer::attestation::testing {
 
 // Full path of a file under COFFER_DATA_DIR.
-std::string data_path(const std::string& relative);
-bool data_exists(const std::string& relative);
+using ::coffer::reference_data::data_exists;
+using ::coffer::reference_data::data_path;
 // True if COFFER_ALLOW_MISSING_DATA=1.
-bool allow_missing_data();
+using ::coffer::reference_data::allow_missing_data;
 // Whole file contents; fails the test (ADD_FAILURE) if unreadable.
-std::string read_file(const std::string& path);
+using ::coffer::reference_data::read_file;
 Bytes read_file_bytes(const std::string& path);
 
 // The i-th certificate of a PEM bundle, as PEM.
@@ -78,16 +80,3 @@ void resign_report(Bytes& report, const crypto::EcdsaPrivateKey& vcek_key);
 ::testing::AssertionResult message_contains(const Status& status, std::string_view needle);
 
 }  // namespace coffer::attestation::testing
-
-// Fails the test when the data file is missing, or skips it if COFFER_ALLOW_MISSING_DATA=1.
-#define COFFER_REQUIRE_DATA(relative)                                                             \
-    do {                                                                                          \
-        if (!::coffer::attestation::testing::data_exists(relative)) {                             \
-            const std::string coffer_msg_ =                                                       \
-                "reference data missing: " + ::coffer::attestation::testing::data_path(relative); \
-            if (::coffer::attestation::testing::allow_missing_data()) {                           \
-                GTEST_SKIP() << coffer_msg_ << " (COFFER_ALLOW_MISSING_DATA=1)";                  \
-            }                                                                                     \
-            FAIL() << coffer_msg_ << " (set COFFER_ALLOW_MISSING_DATA=1 to skip)";                \
-        }                                                                                         \
-    } while (0)

@@ -7,30 +7,6 @@
 
 namespace coffer::cleanroom::testing {
 
-std::string data_path(const std::string& relative) {
-    return std::string(COFFER_DATA_DIR) + "/" + relative;
-}
-
-bool data_exists(const std::string& relative) {
-    return std::filesystem::exists(data_path(relative));
-}
-
-bool allow_missing_data() {
-    const char* v = std::getenv("COFFER_ALLOW_MISSING_DATA");
-    return v != nullptr && std::string(v) == "1";
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        ADD_FAILURE() << "cannot read " << path;
-        return {};
-    }
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
-
 DatasetSchema make_schema(const std::string& name, const std::vector<std::string>& columns) {
     DatasetSchema s;
     s.name = name;
