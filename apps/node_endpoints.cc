@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "apps/apps.h"
+#include "common/time.h"
 #include "node/governance_maps.h"
 
 namespace coffer::apps {
@@ -14,18 +15,9 @@ using nlohmann::json;
 // The most nodes /node/network lists.
 constexpr size_t kMaxListedNodes = 1024;
 
-std::string utc_time(int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buffer;
-}
-
 json validity(const crypto::Certificate& cert) {
-    return {{"not_before", utc_time(cert.not_before_unix())},
-            {"not_after", utc_time(cert.not_after_unix())},
+    return {{"not_before", format_utc_time(cert.not_before_unix())},
+            {"not_after", format_utc_time(cert.not_after_unix())},
             {"not_after_unix", cert.not_after_unix()}};
 }
 

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/time.h"
 #include "crypto/encoding.h"
 #include "crypto/x509.h"
 #include "ledger/receipt.h"
@@ -10,15 +11,6 @@
 namespace coffer::cli {
 
 namespace {
-
-std::string utc_time(int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buffer;
-}
 
 int verify_receipt_file(const std::string& receipt_path, const std::string& cert_path) {
     auto receipt_json = read_file(receipt_path, ledger::kMaxReceiptJsonSize);
@@ -56,8 +48,8 @@ int verify_receipt_file(const std::string& receipt_path, const std::string& cert
               << "\n"
               << "  whose certificate was issued by the service certificate "
               << service_cert->fingerprint_sha256_hex() << "\n"
-              << "  node certificate valid " << utc_time(v.node_cert_not_before_unix) << " to "
-              << utc_time(v.node_cert_not_after_unix)
+              << "  node certificate valid " << format_utc_time(v.node_cert_not_before_unix)
+              << " to " << format_utc_time(v.node_cert_not_after_unix)
               << (cert_current ? " (valid now)"
                                : " (not valid now; the signature still proves "
                                  "the entry was signed by that node)")
