@@ -26,10 +26,21 @@ std::optional<kv::TxId> tx_id_at(node::Node& node, kv::Seqno seqno) {
     return std::nullopt;
 }
 
+// Storage failures are answered with fixed texts: their messages name server paths, which
+// are none of the client's business (the node logs them).
 net::HttpResponse commit_error_response(const Status& status) {
     switch (status.code()) {
         case Errc::kNoSpace:
-            return net::HttpResponse::error(507, "insufficient_storage", status.message());
+            return net::HttpResponse::error(
+                507, "insufficient_storage",
+                "the node's disk is full: writes are refused, reads go on");
+        case Errc::kIo:
+        case Errc::kCorrupt: {
+            net::HttpResponse r = net::HttpResponse::error(
+                503, "unavailable", "the node's storage failed; the node is stopping");
+            r.headers.emplace_back("Retry-After", "1");
+            return r;
+        }
         case Errc::kFailedPrecondition:
         case Errc::kConflict:
         case Errc::kResourceExhausted: {
@@ -40,7 +51,8 @@ net::HttpResponse commit_error_response(const Status& status) {
         case Errc::kInvalidArgument:
             return net::HttpResponse::error(400, "invalid_argument", status.message());
         default:
-            return net::HttpResponse::error(500, "internal_error", status.message());
+            return net::HttpResponse::error(500, "internal_error",
+                                            "the write failed inside the node");
     }
 }
 

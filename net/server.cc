@@ -15,6 +15,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -274,6 +275,68 @@ void Session::read_header() {
         [self = shared_from_this()](const ErrorCode& ec, size_t) { self->on_header(ec); });
 }
 
+// Message framing rules of RFC 9112 that the parser leaves to us. A request whose body
+// length two parties could read differently is refused, so that no bytes of one request can
+// be taken for the start of another (request smuggling):
+// - Transfer-Encoding must be exactly "chunked" (section 6.1: chunked must be the final
+//   coding; we implement no other coding, so anything else is 501, or 400 when chunked is
+//   present but not final);
+// - Transfer-Encoding and Content-Length together are refused (section 6.3);
+// - exactly one Host header (section 3.2).
+Status check_framing(const http::request<http::string_body>& message) {
+    std::vector<std::string> codings;
+    size_t hosts = 0;
+    for (const auto& field : message) {
+        if (field.name() == http::field::host) {
+            ++hosts;
+        }
+        if (field.name() != http::field::transfer_encoding) {
+            continue;
+        }
+        std::string_view value(field.value().data(), field.value().size());
+        size_t start = 0;
+        while (start <= value.size()) {
+            size_t comma = value.find(',', start);
+            std::string_view item = value.substr(
+                start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+                item.remove_prefix(1);
+            }
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+                item.remove_suffix(1);
+            }
+            std::string lower(item);
+            for (char& c : lower) {
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            }
+            codings.push_back(lower);
+            if (comma == std::string_view::npos) {
+                break;
+            }
+            start = comma + 1;
+        }
+    }
+    if (hosts > 1) {
+        return error(Errc::kInvalidArgument, "more than one Host header");
+    }
+    if (codings.empty()) {
+        return Status();
+    }
+    if (message.count(http::field::content_length) > 0) {
+        return error(Errc::kInvalidArgument,
+                     "both Transfer-Encoding and Content-Length are present");
+    }
+    if (codings.size() == 1 && codings[0] == "chunked") {
+        return Status();
+    }
+    for (size_t i = 0; i + 1 < codings.size(); ++i) {
+        if (codings[i] == "chunked") {
+            return error(Errc::kInvalidArgument, "chunked is not the final transfer coding");
+        }
+    }
+    return error(Errc::kUnsupported, "unsupported transfer coding (only chunked is accepted)");
+}
+
 void Session::on_header(const ErrorCode& ec) {
     if (ec) {
         return on_read_error(ec);
@@ -284,6 +347,11 @@ void Session::on_header(const ErrorCode& ec) {
         return send_error(414, "uri_too_long",
                           fmt::format("request target longer than {} bytes", kMaxTargetBytes),
                           server_.counters().header_too_large);
+    }
+    if (auto framing = check_framing(message); !framing.ok()) {
+        int status = framing.code() == Errc::kUnsupported ? 501 : 400;
+        return send_error(status, status == 501 ? "not_implemented" : "bad_request",
+                          framing.message(), server_.counters().bad_request);
     }
     // RFC 9110 section 15.5.14: refuse a declared length at once instead of reading it.
     const auto declared = parser_->content_length();

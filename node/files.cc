@@ -1,5 +1,7 @@
 #include "node/files.h"
 
+#include <sys/file.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,6 +139,60 @@ Status make_private_dir(const std::string& dir) {
         }
     }
     return Status();
+}
+
+DataDirLock::DataDirLock(DataDirLock&& other) noexcept : fd_(other.fd_) {
+    other.fd_ = -1;
+}
+
+DataDirLock& DataDirLock::operator=(DataDirLock&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        fd_ = other.fd_;
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+DataDirLock::~DataDirLock() {
+    if (fd_ >= 0) {
+        ::close(fd_);  // releases the flock
+    }
+}
+
+Result<DataDirLock> DataDirLock::acquire(const std::string& dir) {
+    std::string path = dir + "/lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        return error(Errc::kIo, "cannot open " + path + ": " + std::strerror(errno));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buffer[32] = {};
+        ssize_t n = ::pread(fd, buffer, sizeof(buffer) - 1, 0);
+        ::close(fd);
+        std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "unknown";
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) {
+            holder.pop_back();
+        }
+        if (err == EWOULDBLOCK) {
+            return error(
+                Errc::kFailedPrecondition,
+                "data directory " + dir + " is in use by another process (pid " + holder + ")");
+        }
+        return error(Errc::kIo, "cannot lock " + path + ": " + std::strerror(err));
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+        int err = errno;
+        ::close(fd);
+        return error(Errc::kIo, "cannot write " + path + ": " + std::strerror(err));
+    }
+    DataDirLock lock;
+    lock.fd_ = fd;
+    return lock;
 }
 
 }  // namespace coffer::node

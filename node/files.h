@@ -32,4 +32,25 @@ bool path_exists(const std::string& path);
 // are). Errors: kIo.
 Status make_private_dir(const std::string& dir);
 
+// An exclusive lock on a data directory, held for the life of the object (flock on the
+// file `lock` inside it). Two processes on one data directory would both write the ledger
+// and corrupt it for good, so a node takes this before reading anything there.
+// Move-only; not thread-safe.
+class DataDirLock {
+  public:
+    DataDirLock() = default;
+    DataDirLock(DataDirLock&& other) noexcept;
+    DataDirLock& operator=(DataDirLock&& other) noexcept;
+    DataDirLock(const DataDirLock&) = delete;
+    DataDirLock& operator=(const DataDirLock&) = delete;
+    ~DataDirLock();
+
+    // Errors: kFailedPrecondition "data directory D is in use by another process (pid N)";
+    // kIo if the lock file cannot be created.
+    static Result<DataDirLock> acquire(const std::string& dir);
+
+  private:
+    int fd_ = -1;
+};
+
 }  // namespace coffer::node

@@ -171,8 +171,8 @@ std::string_view node_state_name(NodeState state) {
     return "unknown";
 }
 
-Node::Node(NodeConfig config, NodeSecrets secrets)
-    : config_(std::move(config)), secrets_(std::move(secrets)) {}
+Node::Node(NodeConfig config, NodeSecrets secrets, DataDirLock lock)
+    : config_(std::move(config)), lock_(std::move(lock)), secrets_(std::move(secrets)) {}
 
 Node::~Node() {
     stop();
@@ -184,6 +184,7 @@ std::string Node::path(std::string_view name) const {
 
 Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
     COFFER_RETURN_IF_ERROR(make_private_dir(config.data_dir));
+    COFFER_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::acquire(config.data_dir));
     std::unique_ptr<Node> node;
     if (!path_exists(join(config.data_dir, kNodeInfoFileName))) {
         COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
@@ -191,11 +192,11 @@ Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
         json users;
         COFFER_RETURN_IF_ERROR(load_initial_identities(config, members, users));
         COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, make_fresh_secrets(config));
-        node.reset(new Node(std::move(config), std::move(secrets)));
+        node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
         COFFER_RETURN_IF_ERROR(node->first_start(members, users));
     } else {
         COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, recover_secrets(config));
-        node.reset(new Node(std::move(config), std::move(secrets)));
+        node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
         COFFER_RETURN_IF_ERROR(node->restart());
     }
     node->check_certificate_expiry();

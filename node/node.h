@@ -43,6 +43,7 @@
 #include "ledger/ledger.h"
 #include "net/server.h"
 #include "node/config.h"
+#include "node/files.h"
 #include "node/identity.h"
 #include "node/metrics.h"
 #include "node/sealing.h"
@@ -125,7 +126,7 @@ class Node {
     std::string render_metrics() const;
 
   private:
-    Node(NodeConfig config, NodeSecrets secrets);
+    Node(NodeConfig config, NodeSecrets secrets, DataDirLock lock);
 
     Status first_start(const nlohmann::json& members, const nlohmann::json& users);
     Status restart();
@@ -144,6 +145,7 @@ class Node {
     std::string path(std::string_view name) const;
 
     NodeConfig config_;
+    DataDirLock lock_;  // held while the node lives: one process per data directory
     NodeSecrets secrets_;
     nlohmann::json attestation_;
     ledger::PosixFileSystem fs_;

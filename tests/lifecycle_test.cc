@@ -99,6 +99,31 @@ TEST(NodeLifecycle, RestartWithoutLocalSealingNeedsRecoveryShares) {
     EXPECT_NE(why.find("recovery shares"), std::string::npos) << why;
 }
 
+// Two processes on one data directory would both append to the ledger and corrupt it for
+// good: the second start must refuse, naming the first one's pid, and change nothing.
+TEST(NodeLifecycle, SecondNodeOnTheSameDataDirectoryRefusesToStart) {
+    Scratch s;
+    make_identities(s);
+    std::string path = s.dir.path() + "/config.json";
+    write_text_file(path, make_config(s.dir.path(), s.member, {s.user}).dump());
+    NodeProcess first(path, s.dir.path() + "/data", s.dir.path() + "/first.log");
+    std::string why;
+    ASSERT_TRUE(first.start(why)) << why;
+    std::string ports_before = read_text_file(s.dir.path() + "/data/node_ports.json");
+
+    CommandResult second = run_coffer({"node", "start", "--config", path}, kStartTimeoutMs);
+    EXPECT_NE(second.exit_code, 0) << second.output;
+    EXPECT_NE(
+        second.output.find("in use by another process (pid " + std::to_string(first.pid()) + ")"),
+        std::string::npos)
+        << second.output;
+    EXPECT_EQ(read_text_file(s.dir.path() + "/data/node_ports.json"), ports_before);
+
+    ASSERT_EQ(first.terminate(), 0);
+    ASSERT_TRUE(first.start(why)) << "the lock must be released at exit: " << why;
+    ASSERT_EQ(first.terminate(), 0);
+}
+
 // TLS-2: a node certificate that expires a few seconds after start.
 TEST(NodeLifecycle, CertificateExpiryIsWarnedAndReceiptsStillVerify) {
     Scratch s;

@@ -120,6 +120,20 @@ TEST_F(LimitsTest, MalformedContentLengthGets400) {
                    "bad_request");
 }
 
+// RFC 9112 sections 6.1 and 6.3: a body length that two parties could read differently is
+// refused before the handler runs, so that no bytes of one request can start another.
+TEST_F(LimitsTest, AmbiguousFramingIsRefusedSoNoRequestCanBeSmuggled) {
+    const std::string smuggled = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    expect_refused(post_head("Transfer-Encoding: identity\r\n") + smuggled, 501, "not_implemented");
+    expect_refused(post_head("Transfer-Encoding: gzip, chunked\r\n") + "5\r\nhello\r\n0\r\n\r\n",
+                   501, "not_implemented");
+    expect_refused(post_head("Transfer-Encoding: chunked, identity\r\n") + smuggled, 400,
+                   "bad_request");
+    expect_refused(post_head("Transfer-Encoding: identity\r\nContent-Length: 5\r\n") + "hello", 400,
+                   "bad_request");
+    expect_refused(post_head("Host: y\r\nContent-Length: 5\r\n") + "hello", 400, "bad_request");
+}
+
 // HTTP-2 item 3.
 TEST_F(LimitsTest, MalformedChunkSizesGet400) {
     const std::string long_extension = "5;" + std::string(16 << 10, 'a');
