@@ -63,25 +63,45 @@ Status check_ledger_dir(const std::string& dir) {
     return error(Errc::kNotFound, dir + " holds no ledger chunk files (ledger_*)");
 }
 
-int verify_command(const std::string& dir, const std::string& cert_path) {
+// What verify and show both start with: the optional service certificate, a check that
+// `dir` is a ledger directory, and a full verification. On failure prints the reason and
+// sets `exit_code` (2 for unusable input, 1 for a ledger that does not verify).
+struct VerifiedLedger {
+    std::optional<crypto::Certificate> service_cert;
+    ledger::VerifySummary summary;
+};
+
+std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::string& cert_path,
+                                            int& exit_code) {
     auto cert = load_optional_cert(cert_path);
     if (!cert.ok()) {
         std::cerr << "error: " << cert.status().message() << "\n";
-        return 2;
+        exit_code = 2;
+        return std::nullopt;
     }
     Status dir_ok = check_ledger_dir(dir);
     if (!dir_ok.ok()) {
         std::cerr << "error: " << dir_ok.message() << "\n";
-        return 2;
+        exit_code = 2;
+        return std::nullopt;
     }
     ledger::PosixFileSystem fs;
     auto summary = ledger::verify_ledger_directory(fs, dir, *cert);
     if (!summary.ok()) {
         std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
-        return summary.status().code() == Errc::kNotFound ? 2 : 1;
+        exit_code = summary.status().code() == Errc::kNotFound ? 2 : 1;
+        return std::nullopt;
     }
+    return VerifiedLedger{std::move(cert).value(), std::move(summary).value()};
+}
 
-    const ledger::VerifySummary& s = *summary;
+int verify_command(const std::string& dir, const std::string& cert_path) {
+    int exit_code = 0;
+    std::optional<VerifiedLedger> verified = verify_inputs(dir, cert_path, exit_code);
+    if (!verified) {
+        return exit_code;
+    }
+    const ledger::VerifySummary& s = verified->summary;
     if (s.torn_file) {
         std::cerr << "ledger verification failed: torn tail in " << *s.torn_file << " at offset "
                   << s.torn_offset << " (" << s.torn_bytes
@@ -92,8 +112,8 @@ int verify_command(const std::string& dir, const std::string& cert_path) {
               << s.chunks << " chunks, last signed transaction "
               << (s.last_signed ? s.last_signed->to_string() : std::string("none"))
               << ", unsigned tail " << s.unsigned_tail
-              << (cert->has_value() ? ", node certificates issued by the service"
-                                    : ", service certificate not checked")
+              << (verified->service_cert ? ", node certificates issued by the service"
+                                         : ", service certificate not checked")
               << "\n";
     return 0;
 }
@@ -122,27 +142,19 @@ void print_entry(const ledger::LedgerEntryInfo& e) {
 // covered by one.
 int show_command(const std::string& dir, const std::string& cert_path, uint64_t from,
                  uint64_t limit) {
-    auto cert = load_optional_cert(cert_path);
-    if (!cert.ok()) {
-        std::cerr << "error: " << cert.status().message() << "\n";
-        return 2;
+    int exit_code = 0;
+    std::optional<VerifiedLedger> verified = verify_inputs(dir, cert_path, exit_code);
+    if (!verified) {
+        return exit_code;
     }
-    Status dir_ok = check_ledger_dir(dir);
-    if (!dir_ok.ok()) {
-        std::cerr << "error: " << dir_ok.message() << "\n";
-        return 2;
-    }
-    ledger::PosixFileSystem fs;
-    auto summary = ledger::verify_ledger_directory(fs, dir, *cert);
-    if (!summary.ok()) {
-        std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
-        return 1;
-    }
-    uint64_t last_signed = summary->last_signed ? summary->last_signed->seqno : 0;
+    const ledger::VerifySummary& summary = verified->summary;
+    const std::optional<crypto::Certificate>& cert = verified->service_cert;
+    uint64_t last_signed = summary.last_signed ? summary.last_signed->seqno : 0;
 
+    ledger::PosixFileSystem fs;
     uint64_t shown = 0;
     Status s = ledger::for_each_ledger_entry(
-        fs, dir, from, *cert, [&](const ledger::LedgerEntryInfo& e) -> Status {
+        fs, dir, from, cert, [&](const ledger::LedgerEntryInfo& e) -> Status {
             if (limit != 0 && shown >= limit) {
                 return error(Errc::kResourceExhausted, "limit reached");
             }
@@ -157,9 +169,9 @@ int show_command(const std::string& dir, const std::string& cert_path, uint64_t 
         std::cerr << "error: " << s.message() << "\n";
         return 1;
     }
-    if (summary->torn_file) {
-        std::cout << "torn tail in " << *summary->torn_file << " at offset " << summary->torn_offset
-                  << " (" << summary->torn_bytes << " bytes)\n";
+    if (summary.torn_file) {
+        std::cout << "torn tail in " << *summary.torn_file << " at offset " << summary.torn_offset
+                  << " (" << summary.torn_bytes << " bytes)\n";
     }
     return 0;
 }
