@@ -1,5 +1,5 @@
-// `coffer node start --config FILE`: runs one node in the foreground until SIGTERM or SIGINT
-// (docs/node.md). Exit codes: 0 after a clean stop, 1 when the node failed (at start or
+// `coffer node start --config FILE`: runs one node in the foreground until SIGTERM, SIGINT or
+// SIGHUP (docs/node.md). Exit codes: 0 after a clean stop, 1 when the node failed (at start or
 // later, e.g. a failed fsync), 2 for an unusable configuration.
 #include <pthread.h>
 #include <signal.h>
@@ -21,13 +21,15 @@ namespace {
 // How often the waiting main thread checks whether the node failed.
 constexpr long kFailurePollNs = 200L * 1000 * 1000;
 
-// Blocks SIGINT and SIGTERM in this thread and in every thread started after it, so that
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread and in every thread started after it, so that
 // they are delivered only through sigtimedwait below.
 sigset_t block_stop_signals() {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    // A closed terminal must not kill the node without its final signature and flush.
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     return set;
 }
@@ -38,7 +40,9 @@ int wait_until_stopped(node::Node& node, const sigset_t& signals) {
         timespec timeout{0, kFailurePollNs};
         int sig = sigtimedwait(&signals, nullptr, &timeout);
         if (sig > 0) {
-            spdlog::info("node.stopping signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            spdlog::info("node.stopping signal={}", sig == SIGTERM  ? "SIGTERM"
+                                                    : sig == SIGINT ? "SIGINT"
+                                                                    : "SIGHUP");
             node.stop();
             return node.failure().ok() ? 0 : 1;
         }

@@ -77,7 +77,14 @@ class DepthLimitedBuilder final : public nlohmann::json_sax<Json> {
         if (prefix_end != std::string_view::npos) {
             what.remove_prefix(prefix_end + 2);
         }
-        error_ = fmt::format("invalid JSON at byte {}: {}", position, what);
+        // nlohmann quotes the text it last read, which can be most of the body (a 900 KB
+        // number): an error message must not echo the request back at any length.
+        if (what.size() > kMaxJsonErrorChars) {
+            what = what.substr(0, kMaxJsonErrorChars);
+            error_ = fmt::format("invalid JSON at byte {}: {}...", position, what);
+        } else {
+            error_ = fmt::format("invalid JSON at byte {}: {}", position, what);
+        }
         return false;
     }
 

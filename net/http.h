@@ -22,6 +22,8 @@ namespace coffer::net {
 // any document our APIs define (they nest fewer than 10 levels), shallow enough that code
 // walking a parsed document recursively cannot exhaust its stack.
 constexpr size_t kDefaultMaxJsonDepth = 64;
+// The longest description of a JSON syntax error parse_json returns (it quotes the input).
+constexpr size_t kMaxJsonErrorChars = 200;
 
 // The most query parameters one target may carry.
 constexpr size_t kMaxQueryParameters = 64;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -122,6 +124,22 @@ TEST(NodeLifecycle, SecondNodeOnTheSameDataDirectoryRefusesToStart) {
     ASSERT_EQ(first.terminate(), 0);
     ASSERT_TRUE(first.start(why)) << "the lock must be released at exit: " << why;
     ASSERT_EQ(first.terminate(), 0);
+}
+
+// A closed terminal (SIGHUP) stops the node as cleanly as SIGTERM: exit code 0, and every
+// write made before it is Committed after a restart.
+TEST(NodeLifecycle, SighupStopsTheNodeCleanly) {
+    Scratch s;
+    make_identities(s);
+    std::string path = s.dir.path() + "/config.json";
+    write_text_file(path, make_config(s.dir.path(), s.member, {s.user}).dump());
+    NodeProcess node(path, s.dir.path() + "/data", s.dir.path() + "/node.log");
+    std::string why;
+    ASSERT_TRUE(node.start(why)) << why;
+    ASSERT_EQ(::kill(node.pid(), SIGHUP), 0);
+    EXPECT_EQ(node.wait_exit(kStartTimeoutMs), 0);
+    ASSERT_TRUE(node.start(why)) << why;
+    ASSERT_EQ(node.terminate(), 0);
 }
 
 // TLS-2: a node certificate that expires a few seconds after start.

@@ -134,3 +134,19 @@ TEST(ParseJson, RejectsDuplicateKeys) {
 
 }  // namespace
 }  // namespace coffer::net
+
+namespace coffer::net {
+namespace {
+
+// A syntax error quotes the text last read; a 900 KB number must not come back whole.
+TEST(ParseJson, SyntaxErrorMessagesDoNotEchoTheBodyAtLength) {
+    std::string body = "{\"id\": 1" + std::string(900'000, '2') + "x}";
+    auto parsed = parse_json(body);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_LT(parsed.status().message().size(), kMaxJsonErrorChars + 64)
+        << parsed.status().message().substr(0, 300);
+    EXPECT_NE(parsed.status().message().find("invalid JSON at byte"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coffer::net
