@@ -4,8 +4,12 @@
 
 namespace coffer::consensus {
 
-RaftLog::RaftLog(Index base_index, Term base_term, Configuration base_config)
-    : base_index_(base_index), base_term_(base_term), base_config_(std::move(base_config)) {}
+RaftLog::RaftLog(Index base_index, Term base_term, Configuration base_config,
+                 ConfigurationDecoder decoder)
+    : base_index_(base_index),
+      base_term_(base_term),
+      base_config_(std::move(base_config)),
+      decoder_(std::move(decoder)) {}
 
 Term RaftLog::last_term() const {
     return entries_.empty() ? base_term_ : entries_.back().term;
@@ -71,7 +75,7 @@ void RaftLog::append(Entry entry) {
         signatures_.push_back(entry.index);
     }
     if (entry.kind == EntryKind::kConfiguration) {
-        auto config = decode_configuration(entry.payload);
+        auto config = decode_configuration_with(decoder_, entry.payload);
         COFFER_CHECK(config.ok(), "configuration entry with a malformed payload");
         configs_.emplace_back(entry.index, std::move(config).value());
     }

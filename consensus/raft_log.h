@@ -28,8 +28,10 @@ struct LogPosition {
 class RaftLog {
   public:
     // An empty log whose base (the snapshot, or 0 for none) is (base_term, base_index) and
-    // whose configuration at the base is `base_config`.
-    RaftLog(Index base_index, Term base_term, Configuration base_config);
+    // whose configuration at the base is `base_config`. `decoder` reads configuration
+    // entries (types.h; empty: decode_configuration).
+    RaftLog(Index base_index, Term base_term, Configuration base_config,
+            ConfigurationDecoder decoder = {});
 
     Index base_index() const { return base_index_; }
     Term base_term() const { return base_term_; }
@@ -71,6 +73,7 @@ class RaftLog {
     Index base_index_;
     Term base_term_;
     Configuration base_config_;
+    ConfigurationDecoder decoder_;
     std::deque<Entry> entries_;
     std::vector<Index> signatures_;                         // ascending, > base
     std::vector<std::pair<Index, Configuration>> configs_;  // ascending, > base

@@ -44,7 +44,8 @@ Status check_recovered(const RaftOptions& options, const RecoveredState& state) 
                          "decrease at index " +
                              std::to_string(e.index));
         }
-        if (e.kind == EntryKind::kConfiguration && !decode_configuration(e.payload).ok()) {
+        if (e.kind == EntryKind::kConfiguration &&
+            !decode_configuration_with(options.configuration_decoder, e.payload).ok()) {
             return error(Errc::kCorrupt, "raft: recovered configuration entry malformed");
         }
         last_term = e.term;
@@ -84,7 +85,8 @@ Result<std::unique_ptr<RaftNode>> RaftNode::create(RaftOptions options, Recovere
 RaftNode::RaftNode(RaftOptions options, RecoveredState state, uint64_t now_ms)
     : options_(std::move(options)),
       log_(state.snapshot ? state.snapshot->index : 0, state.snapshot ? state.snapshot->term : 0,
-           state.snapshot ? state.snapshot->config : state.bootstrap_config),
+           state.snapshot ? state.snapshot->config : state.bootstrap_config,
+           options_.configuration_decoder),
       term_(state.hard_state.term),
       voted_for_(std::move(state.hard_state.voted_for)),
       now_ms_(now_ms),

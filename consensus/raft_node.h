@@ -68,6 +68,8 @@ struct RaftOptions {
     // Seeds the node's own generator for election timeouts (the simulator derives it from
     // its seed; a real node from a random source).
     uint64_t random_seed = 1;
+    // Reads configuration entries (types.h); empty: decode_configuration.
+    ConfigurationDecoder configuration_decoder;
     PlantedBug planted_bug = PlantedBug::kNone;
 };
 
@@ -168,11 +170,22 @@ class RaftNode {
     // message names it too), kResourceExhausted when max_uncommitted_entries wait already.
     Result<Index> propose(Bytes payload, bool is_signature);
 
+    // What propose() would refuse with, without appending anything: a caller that must spend
+    // resources (a ledger IV) before it has the payload asks first, then proposes.
+    Status check_propose() const;
+
     // Leader only: appends a configuration entry that adds or removes exactly one voter.
+    // `payload` is the entry's bytes when the caller encodes configuration entries itself
+    // (RaftOptions::configuration_decoder must read `config` back from it); empty: the
+    // payload is encode_configuration(config).
     // Errors: kFailedPrecondition (not leader, a configuration change is still uncommitted, or
     // nothing of this term has committed yet), kInvalidArgument (not a one-node change, bad
-    // ids), kResourceExhausted as propose().
-    Result<Index> propose_configuration(const Configuration& config);
+    // ids, a payload that does not decode to `config`), kResourceExhausted as propose().
+    Result<Index> propose_configuration(const Configuration& config,
+                                        std::optional<Bytes> payload = std::nullopt);
+
+    // What propose_configuration(config) would refuse with, without appending anything.
+    Status check_propose_configuration(const Configuration& config) const;
 
     // The storage reports that the log is durable up to `durable_index`.
     void on_flushed(Index durable_index);

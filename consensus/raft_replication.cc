@@ -9,7 +9,7 @@ namespace coffer::consensus {
 namespace {
 
 // Checks what an honest leader always satisfies; anything else is a hostile or broken peer.
-Status validate_append(const AppendEntries& req) {
+Status validate_append(const AppendEntries& req, const ConfigurationDecoder& decoder) {
     if (req.entries.size() > kMaxEntriesPerMessage) {
         return error(Errc::kInvalidArgument, "append: too many entries");
     }
@@ -19,7 +19,8 @@ Status validate_append(const AppendEntries& req) {
         if (e.index != req.prev_index + 1 + i || e.term < previous || e.term > req.term) {
             return error(Errc::kInvalidArgument, "append: entries out of order or bad terms");
         }
-        if (e.kind == EntryKind::kConfiguration && !decode_configuration(e.payload).ok()) {
+        if (e.kind == EntryKind::kConfiguration &&
+            !decode_configuration_with(decoder, e.payload).ok()) {
             return error(Errc::kInvalidArgument, "append: malformed configuration entry");
         }
         previous = e.term;
@@ -84,16 +85,21 @@ void RaftNode::on_flushed(Index durable_index) {
 
 // ---- Proposals ------------------------------------------------------------------------------
 
-Result<Index> RaftNode::propose(Bytes payload, bool is_signature) {
+Status RaftNode::check_propose() const {
     if (role_ != Role::kLeader) {
         return error(Errc::kFailedPrecondition,
                      "raft: not leader; leader=" + leader_.value_or(std::string("unknown")));
     }
-    if (payload.size() > kMaxEntryPayloadBytes) {
-        return error(Errc::kInvalidArgument, "raft: entry larger than kMaxEntryPayloadBytes");
-    }
     if (log_.last_index() - commit_index_ >= options_.max_uncommitted_entries) {
         return error(Errc::kResourceExhausted, "raft: too many uncommitted entries");
+    }
+    return Status::ok_status();
+}
+
+Result<Index> RaftNode::propose(Bytes payload, bool is_signature) {
+    COFFER_RETURN_IF_ERROR(check_propose());
+    if (payload.size() > kMaxEntryPayloadBytes) {
+        return error(Errc::kInvalidArgument, "raft: entry larger than kMaxEntryPayloadBytes");
     }
     Index index = log_.last_index() + 1;
     EntryKind kind = is_signature ? EntryKind::kSignature : EntryKind::kData;
@@ -103,11 +109,8 @@ Result<Index> RaftNode::propose(Bytes payload, bool is_signature) {
     return index;
 }
 
-Result<Index> RaftNode::propose_configuration(const Configuration& config) {
-    if (role_ != Role::kLeader) {
-        return error(Errc::kFailedPrecondition,
-                     "raft: not leader; leader=" + leader_.value_or(std::string("unknown")));
-    }
+Status RaftNode::check_propose_configuration(const Configuration& config) const {
+    COFFER_RETURN_IF_ERROR(check_propose());
     // Single-server changes are safe only one at a time, and only once the leader has
     // committed in its own term (Ongaro's 2015 correction to single-server changes).
     if (log_.has_configuration_after(commit_index_) || commit_index_ < term_start_index_) {
@@ -117,11 +120,27 @@ Result<Index> RaftNode::propose_configuration(const Configuration& config) {
     if (!one_node_change(log_.configuration(), normalized)) {
         return error(Errc::kInvalidArgument, "raft: configuration must change exactly one node");
     }
-    if (log_.last_index() - commit_index_ >= options_.max_uncommitted_entries) {
-        return error(Errc::kResourceExhausted, "raft: too many uncommitted entries");
+    return Status::ok_status();
+}
+
+Result<Index> RaftNode::propose_configuration(const Configuration& config,
+                                              std::optional<Bytes> payload) {
+    COFFER_RETURN_IF_ERROR(check_propose_configuration(config));
+    COFFER_ASSIGN_OR_RETURN(Configuration normalized, make_configuration(config.voters));
+    if (payload.has_value()) {
+        auto decoded = decode_configuration_with(options_.configuration_decoder, *payload);
+        if (!decoded.ok() || !(*decoded == normalized)) {
+            return error(Errc::kInvalidArgument,
+                         "raft: configuration payload does not decode to the configuration");
+        }
+    } else {
+        payload = encode_configuration(normalized);
+    }
+    if (payload->size() > kMaxEntryPayloadBytes) {
+        return error(Errc::kInvalidArgument, "raft: entry larger than kMaxEntryPayloadBytes");
     }
     Index index = log_.last_index() + 1;
-    append_local(Entry{term_, index, EntryKind::kConfiguration, encode_configuration(normalized)});
+    append_local(Entry{term_, index, EntryKind::kConfiguration, std::move(*payload)});
     broadcast_append(false);
     return index;
 }
@@ -129,7 +148,7 @@ Result<Index> RaftNode::propose_configuration(const Configuration& config) {
 // ---- Follower side of AppendEntries ---------------------------------------------------------
 
 Status RaftNode::handle_append_entries(const NodeId& from, const AppendEntries& req) {
-    COFFER_RETURN_IF_ERROR(validate_append(req));
+    COFFER_RETURN_IF_ERROR(validate_append(req, options_.configuration_decoder));
     if (req.term < term_) {
         send(from, AppendEntriesResponse{term_, false, 0, req.read_round});
         return Status::ok_status();

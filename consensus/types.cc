@@ -72,4 +72,19 @@ Result<Configuration> decode_configuration(ByteSpan data) {
     return config;
 }
 
+Result<Configuration> decode_configuration_with(const ConfigurationDecoder& decoder,
+                                                ByteSpan payload) {
+    if (!decoder) {
+        return decode_configuration(payload);
+    }
+    COFFER_ASSIGN_OR_RETURN(Configuration config, decoder(payload));
+    // The result must be a configuration make_configuration would produce (sorted, unique,
+    // bounded), whatever the decoder did.
+    COFFER_ASSIGN_OR_RETURN(Configuration normalized, make_configuration(config.voters));
+    if (!(normalized == config)) {
+        return error(Errc::kInvalidArgument, "configuration entry: voters not sorted and unique");
+    }
+    return normalized;
+}
+
 }  // namespace coffer::consensus

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,5 +69,16 @@ Bytes encode_configuration(const Configuration& config);
 // Strict inverse of encode_configuration: kInvalidArgument on truncation, trailing bytes,
 // empty or over-long ids, unsorted or duplicate ids, too many voters.
 Result<Configuration> decode_configuration(ByteSpan data);
+
+// Reads the configuration out of a configuration entry's payload. The default (an empty
+// function) is decode_configuration. The node keeps every log entry as a ledger entry, so
+// its configuration entries are ledger entries too and it supplies a decoder that finds the
+// voters in the entry's public write set (node/raft_storage.h). A decoder must be pure and
+// deterministic: every node decodes the same bytes to the same configuration.
+using ConfigurationDecoder = std::function<Result<Configuration>(ByteSpan payload)>;
+
+// Applies `decoder`, or decode_configuration when it is empty.
+Result<Configuration> decode_configuration_with(const ConfigurationDecoder& decoder,
+                                                ByteSpan payload);
 
 }  // namespace coffer::consensus

@@ -18,6 +18,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
   curl
+  # Only for `make bench`: the three-member etcd cluster that replicated writes are compared with.
+  etcd-server
 )
 
 missing=()

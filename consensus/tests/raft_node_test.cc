@@ -246,6 +246,51 @@ TEST(RaftNode, ConfigurationChangesOneNodeAtATime) {
     EXPECT_EQ(node->propose_configuration(next).status().code(), Errc::kFailedPrecondition);
 }
 
+TEST(RaftNode, CallerEncodedConfigurationEntriesUseItsDecoder) {
+    // The node layer's configuration entries are ledger entries: a decoder reads the voters
+    // out of them. Here the payload is "cfg:" followed by encode_configuration's bytes.
+    RaftOptions options = options_for("n1");
+    options.configuration_decoder = [](ByteSpan payload) -> Result<Configuration> {
+        std::string_view prefix = "cfg:";
+        if (payload.size() < prefix.size() ||
+            std::string_view(reinterpret_cast<const char*>(payload.data()), prefix.size()) !=
+                prefix) {
+            return error(Errc::kInvalidArgument, "not a configuration payload");
+        }
+        return decode_configuration(payload.subspan(prefix.size()));
+    };
+    RecoveredState state;
+    state.bootstrap_config = make_configuration({"n1", "n2", "n3"}).value();
+    auto created = RaftNode::create(options, std::move(state), 0);
+    ASSERT_TRUE(created.ok());
+    RaftNode& node = **created;
+    Configuration one_more = make_configuration({"n1", "n2", "n3", "n4"}).value();
+    EXPECT_EQ(node.check_propose().code(), Errc::kFailedPrecondition);  // not leader yet
+    elect(node);
+    ASSERT_TRUE(node.propose(to_bytes("sig"), true).ok());
+    node.on_flushed(1);
+    ASSERT_TRUE(node.receive(Message{"n2", "n1", AppendEntriesResponse{1, true, 1, 0}}).ok());
+    ASSERT_TRUE(node.check_propose().ok());
+    ASSERT_TRUE(node.check_propose_configuration(one_more).ok());
+
+    Bytes wrong = to_bytes("cfg:");
+    Bytes other = encode_configuration(make_configuration({"n1", "n2", "n3", "n5"}).value());
+    wrong.insert(wrong.end(), other.begin(), other.end());
+    EXPECT_EQ(node.propose_configuration(one_more, wrong).status().code(), Errc::kInvalidArgument);
+    EXPECT_EQ(node.propose_configuration(one_more, to_bytes("garbage")).status().code(),
+              Errc::kInvalidArgument);
+    EXPECT_EQ(node.log().last_index(), 1u);  // refused proposals append nothing
+
+    Bytes right = to_bytes("cfg:");
+    Bytes encoded = encode_configuration(one_more);
+    right.insert(right.end(), encoded.begin(), encoded.end());
+    auto index = node.propose_configuration(one_more, right);
+    ASSERT_TRUE(index.ok()) << index.status().to_string();
+    EXPECT_EQ(node.configuration(), one_more);
+    EXPECT_EQ(node.log().at(*index).payload, right);
+    EXPECT_EQ(node.check_propose_configuration(one_more).code(), Errc::kFailedPrecondition);
+}
+
 TEST(RaftNode, CreateRejectsInconsistentRecoveredState) {
     RecoveredState gap;
     gap.bootstrap_config = make_configuration({"n1"}).value();
