@@ -95,6 +95,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open(FileSystem& fs, LedgerOptions optio
     if (secrets.empty()) {
         return error(Errc::kInvalidArgument, "no ledger secret");
     }
+    if (options.views_from_consensus && options.commit_at_durable_signature) {
+        return error(Errc::kInvalidArgument,
+                     "views_from_consensus needs commit_at_durable_signature = false");
+    }
     if (store.current().seqno != 0) {
         return error(Errc::kFailedPrecondition,
                      "the store must be empty before the ledger is replayed into it");
@@ -159,7 +163,10 @@ Status Ledger::start_after_replay() {
     // file records every view used for writing.
     COFFER_ASSIGN_OR_RETURN(uint64_t file_view, read_view_file());
     uint64_t last_view = view_starts_.empty() ? 0 : view_starts_.back().second;
-    uint64_t next_view = std::max({last_view, file_view, store_.view()}) + 1;
+    uint64_t next_view = std::max({last_view, file_view, store_.view()});
+    if (!options_.views_from_consensus) {
+        ++next_view;
+    }
     if (next_view > kMaxEntryView) {
         return error(Errc::kFailedPrecondition, "ledger views exhausted (2^32-1 restarts)");
     }
@@ -427,7 +434,7 @@ Status Ledger::drop_store_tail(uint64_t last_kept) {
     if (store_.current().seqno > last_kept) {
         rolled = store_.rollback(last_kept);
     }
-    if (rolled.ok()) {
+    if (rolled.ok() && !options_.views_from_consensus) {
         // The dropped entries spent their IVs in the current view.
         store_.set_view(store_.view() + 1);
     }

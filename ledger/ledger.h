@@ -71,6 +71,12 @@ struct LedgerOptions {
     // that authenticates them some other way (consensus does not need it: an unsigned tail
     // was never counted towards a commit, and the leader resends it).
     bool keep_unsigned_tail = false;
+    // Under consensus the view is the Raft term, which the caller sets on the store when this
+    // node becomes leader (kv::Store::set_view). Then open() does not move to a new view and
+    // rollback() does not bump it: a term has one leader, which only ever appends, so
+    // (view, seqno) IVs stay unique without the single-node bumps (docs/ledger.md, "Nonce
+    // rule"). Needs commit_at_durable_signature = false.
+    bool views_from_consensus = false;
     // Monotonic milliseconds (signature timer and chunk flush timer); empty: steady_clock.
     std::function<uint64_t()> now_ms;
 };

@@ -454,6 +454,40 @@ TEST_F(LedgerReopenTest, FollowerLedgerIsByteIdentical) {
     EXPECT_TRUE(verify_ledger_directory(fs_, "follower", identities().service_cert).ok());
 }
 
+TEST_F(LedgerReopenTest, ConsensusViewsAreNeverBumpedByTheLedger) {
+    LedgerOptions options = test_options("c");
+    options.commit_at_durable_signature = false;
+    options.views_from_consensus = true;
+    kv::View used_view = 0;
+    {
+        kv::Store store;
+        store.set_view(3);  // the Raft term this node leads in
+        auto ledger = Ledger::open(fs_, options, store, secrets_);
+        ASSERT_TRUE(ledger.ok()) << ledger.status().to_string();
+        write_entries(store, **ledger, 5, "t");
+        ASSERT_TRUE((*ledger)->sign_now().ok());
+        ASSERT_TRUE((*ledger)->flush().ok());
+        EXPECT_EQ((*ledger)->committed(), 0u);  // only commit_to moves it
+        ASSERT_TRUE((*ledger)->commit_to((*ledger)->last_seqno()).ok());
+        ASSERT_TRUE(put_and_commit(store, "private", "tail", "x").ok());
+        ASSERT_TRUE((*ledger)->rollback((*ledger)->committed()).ok());
+        EXPECT_EQ(store.view(), 3u);  // no bump: a new term comes from consensus
+        used_view = store.current().view;
+        ASSERT_TRUE((*ledger)->flush().ok());
+    }
+    kv::Store store;
+    auto reopened = Ledger::open(fs_, options, store, secrets_);
+    ASSERT_TRUE(reopened.ok()) << reopened.status().to_string();
+    EXPECT_EQ(store.view(), used_view);  // open keeps the last view too
+    // Only closed chunks carry a commit marker; consensus learns the rest from the leader.
+    EXPECT_LE((*reopened)->committed(), (*reopened)->last_seqno());
+
+    LedgerOptions bad = options;
+    bad.commit_at_durable_signature = true;
+    kv::Store other;
+    EXPECT_EQ(Ledger::open(fs_, bad, other, secrets_).status().code(), Errc::kInvalidArgument);
+}
+
 TEST_F(LedgerReopenTest, ForgedSignatureEntryIsRefusedByAFollower) {
     kv::Store leader_store;
     auto leader = open(leader_store, "leader");
