@@ -24,6 +24,15 @@ constexpr std::string_view kLogPrivateMap = "logging.private";
 constexpr std::string_view kLogPublicMap = "public:logging.public";
 // The response header that carries the transaction id of a write.
 constexpr std::string_view kTxIdHeader = "x-coffer-tx-id";
+// Query parameter `consistency` of reads: "committed" (the default: this node's committed
+// state) or "linearizable" (the leader confirms it still leads before reading).
+constexpr std::string_view kLinearizable = "linearizable";
+constexpr std::string_view kCommitted = "committed";
+// "latest": this node's newest state, Pending writes included (read-your-writes on the leader;
+// it may later be rolled back).
+constexpr std::string_view kLatest = "latest";
+// How long a linearizable read waits for its read index.
+constexpr uint64_t kLinearizableReadTimeoutMs = 5000;
 // The largest message the logging app stores (the HTTP body limit applies first).
 constexpr size_t kMaxLogMessageBytes = 1 << 20;
 // Seconds a client is asked to wait before asking again for a pending receipt.

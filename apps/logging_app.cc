@@ -111,7 +111,32 @@ net::HttpResponse get_message(node::Node& node, std::string_view map,
         return bad_request(id.status().message());
     }
     // Read a snapshot whose id we know, so the answer can say which state it reflects.
-    kv::TxId as_of = node.store().current();
+    std::string consistency(kCommitted);
+    if (auto c = request.query.find("consistency"); c != request.query.end()) {
+        consistency = c->second;
+    }
+    kv::Seqno point = 0;
+    if (consistency == kCommitted) {
+        point = node.store().committed();
+    } else if (consistency == kLinearizable) {
+        auto confirmed = node.linearizable_read_point(kLinearizableReadTimeoutMs);
+        if (!confirmed.ok()) {
+            net::HttpResponse r =
+                net::HttpResponse::error(503, "unavailable", confirmed.status().message());
+            r.headers.emplace_back("Retry-After", "1");
+            return r;
+        }
+        point = *confirmed;
+    } else if (consistency == kLatest) {
+        point = node.store().current().seqno;
+    } else {
+        return bad_request("consistency must be committed, linearizable or latest");
+    }
+    std::optional<kv::TxId> found = tx_id_at(node, point);
+    if (!found.has_value()) {
+        return net::HttpResponse::error(503, "unavailable", "the read point has no entry yet");
+    }
+    kv::TxId as_of = *found;
     auto tx = node.store().begin_at(as_of.seqno);
     if (!tx.ok()) {
         return net::HttpResponse::error(503, "unavailable", tx.status().message());
@@ -145,11 +170,12 @@ Status register_pair(EndpointRegistry& registry, node::Node& node, const std::st
     get.method = "GET";
     get.path = path;
     get.policy = AuthPolicy::kUser;
-    get.description = "read message ?id=N from " + std::string(map) + " (latest state)";
+    get.description = "read message ?id=N from " + std::string(map) +
+                      " (&consistency=committed (default), linearizable or latest)";
     get.handler = [n, map](const net::HttpRequest& r, const Caller&) {
         return get_message(*n, map, r);
     };
-    get.example_query = "id=" + std::to_string(example_id);
+    get.example_query = "id=" + std::to_string(example_id) + "&consistency=latest";
     return registry.add(std::move(get));
 }
 

@@ -1,5 +1,6 @@
 // GET /node/*: the node's own state, for operators and clients. All anonymous: they reveal
 // nothing a client could not learn from the TLS handshake and the public ledger.
+#include <charconv>
 #include <ctime>
 
 #include "apps/apps.h"
@@ -23,13 +24,22 @@ json validity(const crypto::Certificate& cert) {
 
 net::HttpResponse get_state(node::Node& node) {
     kv::Seqno committed = node.ledger().committed();
-    return net::HttpResponse::json(200,
-                                   {{"node_id", node.node_id()},
-                                    {"state", std::string(node::node_state_name(node.state()))},
-                                    {"role", "leader"},
-                                    {"view", node.store().view()},
-                                    {"last_seqno", node.ledger().last_seqno()},
-                                    {"committed_seqno", committed}});
+    node::ReplicationStatus rs = node.replication_status();
+    // "leader" only once the leader takes writes; until then it reports "candidate".
+    std::string role(consensus::role_name(rs.role));
+    if (rs.role == consensus::Role::kLeader && !rs.leader_ready) {
+        role = "candidate";
+    }
+    return net::HttpResponse::json(
+        200, {{"node_id", node.node_id()},
+              {"state", std::string(node::node_state_name(node.state()))},
+              {"role", role},
+              {"term", rs.term},
+              {"leader", rs.leader.has_value() ? json(*rs.leader) : json(nullptr)},
+              {"voters", rs.configuration.voters},
+              {"view", node.store().view()},
+              {"last_seqno", node.ledger().last_seqno()},
+              {"committed_seqno", committed}});
 }
 
 json node_entry(const std::string& node_id, const json& record) {
@@ -89,8 +99,49 @@ net::HttpResponse get_tx(node::Node& node, const net::HttpRequest& request) {
                                         "transaction_id must look like \"view.seqno\"");
     }
     ledger::TxStatus status = node.ledger().tx_status(*id);
+    if (auto wait = request.query.find("wait_ms"); wait != request.query.end()) {
+        // Hold the answer until the transaction leaves Pending (or the wait ends), so that
+        // a client learns of its commit without polling.
+        uint64_t wait_ms = 0;
+        auto [end, ec] = std::from_chars(wait->second.data(),
+                                         wait->second.data() + wait->second.size(), wait_ms);
+        if (ec != std::errc() || end != wait->second.data() + wait->second.size() ||
+            wait_ms > node::kMaxClientWaitMs) {
+            return net::HttpResponse::error(
+                400, "invalid_argument",
+                "wait_ms must be an integer from 0 to " + std::to_string(node::kMaxClientWaitMs));
+        }
+        if (status == ledger::TxStatus::kPending) {
+            (void)node.wait_committed(id->seqno, wait_ms);
+            status = node.ledger().tx_status(*id);
+        }
+    }
     return net::HttpResponse::json(200, {{"transaction_id", id->to_string()},
                                          {"status", std::string(ledger::tx_status_name(status))}});
+}
+
+net::HttpResponse post_join(node::Node& node, const net::HttpRequest& request) {
+    if (!request.client_cert_der.has_value()) {
+        return net::HttpResponse::error(401, "unauthenticated",
+                                        "a joining node presents its node key's certificate");
+    }
+    auto body = net::parse_json(request.body);
+    if (!body.ok()) {
+        return net::HttpResponse::error(400, "invalid_argument",
+                                        "invalid JSON body: " + body.status().message());
+    }
+    auto answer = node.admit_node(*request.client_cert_der, *body);
+    if (!answer.ok()) {
+        switch (answer.status().code()) {
+            case Errc::kInvalidArgument:
+                return net::HttpResponse::error(400, "invalid_argument", answer.status().message());
+            case Errc::kPermissionDenied:
+                return net::HttpResponse::error(403, "forbidden", answer.status().message());
+            default:
+                return commit_error_response(answer.status());
+        }
+    }
+    return net::HttpResponse::json(200, *answer);
 }
 
 net::HttpResponse get_quote(node::Node& node) {
@@ -141,6 +192,16 @@ Status register_node_endpoints(EndpointRegistry& registry, node::Node& node) {
     COFFER_RETURN_IF_ERROR(registry.add(
         anonymous_get("/node/metrics", "Prometheus text metrics",
                       [n](const net::HttpRequest&, const Caller&) { return get_metrics(*n); })));
+    Endpoint join;
+    join.method = "POST";
+    join.path = "/node/join";
+    join.policy = AuthPolicy::kAnonymous;
+    join.description =
+        "a joining node asks to be admitted (TLS client certificate of its node key; body "
+        "{node_address, client_address, attestation}); answers with its certificate and the "
+        "service's secrets";
+    join.handler = [n](const net::HttpRequest& r, const Caller&) { return post_join(*n, r); };
+    COFFER_RETURN_IF_ERROR(registry.add(std::move(join)));
     EndpointRegistry* reg = &registry;
     return registry.add(anonymous_get(
         "/node/endpoints", "every endpoint of this node with its authentication policy",

@@ -64,12 +64,48 @@ Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node
     return registry;
 }
 
+std::optional<net::HttpResponse> redirect_to_leader(node::Node& node,
+                                                    const net::HttpRequest& request) {
+    if (node.is_leader()) {
+        return std::nullopt;
+    }
+    std::optional<std::string> leader = node.leader_client_address();
+    if (!leader.has_value()) {
+        net::HttpResponse r = net::HttpResponse::error(
+            503, "unavailable", "this node is not the leader and no leader is known yet");
+        r.headers.emplace_back("Retry-After", "1");
+        return r;
+    }
+    net::HttpResponse r = net::HttpResponse::error(
+        307, "not_leader", "writes and linearizable reads go to the leader at " + *leader);
+    r.headers.emplace_back("Location", "https://" + *leader + request.target);
+    return r;
+}
+
+bool needs_leader(const net::HttpRequest& request, const Endpoint* endpoint) {
+    if (endpoint == nullptr) {
+        return false;
+    }
+    if (request.method != "GET") {
+        return true;
+    }
+    auto consistency = request.query.find("consistency");
+    return consistency != request.query.end() && consistency->second == kLinearizable;
+}
+
 net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointRegistry> registry) {
     return [&node, registry](const net::HttpRequest& request) {
         Caller caller = resolve_caller(node.store(), request);
         bool path_known = false;
         const Endpoint* endpoint = registry->find(request.method, request.path, path_known);
-        net::HttpResponse response = registry->dispatch(request, caller);
+        // Followers redirect writes (and linearizable reads) to the leader; see
+        // docs/replication.md, "Clients".
+        std::optional<net::HttpResponse> redirect;
+        if (needs_leader(request, endpoint) && !check_policy(endpoint->policy, caller)) {
+            redirect = redirect_to_leader(node, request);
+        }
+        net::HttpResponse response =
+            redirect.has_value() ? std::move(*redirect) : registry->dispatch(request, caller);
         node.metrics().count_request(
             endpoint != nullptr ? endpoint->method + " " + endpoint->path : "unmatched",
             response.status);

@@ -1,6 +1,8 @@
-// `coffer node start --config FILE`: runs one node in the foreground until SIGTERM, SIGINT or
-// SIGHUP (docs/node.md). Exit codes: 0 after a clean stop, 1 when the node failed (at start or
-// later, e.g. a failed fsync), 2 for an unusable configuration.
+// `coffer node start --config FILE` and `coffer node join --config FILE`: run one node in the
+// foreground until SIGTERM, SIGINT or SIGHUP (docs/node.md, docs/replication.md). `start`
+// creates a new service (or restarts this node); `join` asks a running network to admit a new
+// node (or restarts a node that joined earlier). Exit codes: 0 after a clean stop, 1 when the node
+// failed (at start or later, e.g. a failed fsync), 2 for an unusable configuration.
 #include <pthread.h>
 #include <signal.h>
 
@@ -55,10 +57,20 @@ int wait_until_stopped(node::Node& node, const sigset_t& signals) {
     }
 }
 
-int start_node(const std::string& config_path) {
+int start_node(const std::string& config_path, bool join) {
     auto config = node::load_config(config_path);
     if (!config.ok()) {
         std::cerr << "error: " << config.status().message() << "\n";
+        return 2;
+    }
+    if (join && !config->join.has_value()) {
+        std::cerr << "error: " << config_path
+                  << ": `node join` needs a \"join\" section (target, service_cert_file)\n";
+        return 2;
+    }
+    if (!join && config->join.has_value()) {
+        std::cerr << "error: " << config_path
+                  << ": has a \"join\" section; use `coffer node join` to join a network\n";
         return 2;
     }
     init_logging(config->log_level);
@@ -98,7 +110,17 @@ void add_node_commands(CLI::App& app, int& exit_code) {
     auto config_path = std::make_shared<std::string>();
     start->add_option("--config", *config_path, "node configuration (JSON, docs/config.md)")
         ->required();
-    start->callback([&exit_code, config_path] { exit_code = start_node(*config_path); });
+    start->callback([&exit_code, config_path] { exit_code = start_node(*config_path, false); });
+
+    CLI::App* join = node->add_subcommand(
+        "join",
+        "join a running network (the configuration's \"join\" section names a node and the "
+        "service certificate), or restart a node that joined earlier; runs until SIGTERM or "
+        "SIGINT");
+    auto join_path = std::make_shared<std::string>();
+    join->add_option("--config", *join_path, "node configuration (JSON, docs/config.md)")
+        ->required();
+    join->callback([&exit_code, join_path] { exit_code = start_node(*join_path, true); });
 }
 
 }  // namespace coffer::cli

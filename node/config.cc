@@ -29,6 +29,8 @@ class ObjectReader {
 
     std::string name(std::string_view field) const { return prefix_ + std::string(field); }
 
+    bool has(std::string_view field) const { return object_.contains(std::string(field)); }
+
     // The member, or nullptr when absent (an error if `required`).
     Result<const json*> find(std::string_view field, bool required) {
         used_.insert(std::string(field));
@@ -129,7 +131,11 @@ Status read_address(ObjectReader& r, std::string_view field, ListenAddress& out)
 }
 
 Status read_members(ObjectReader& r, const std::string& dir, NodeConfig& config) {
-    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("members", true));
+    // A joining node learns the members from the network, so its configuration has none.
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("members", !r.has("join")));
+    if (v == nullptr) {
+        return Status();
+    }
     if (!v->is_array() || v->empty() || v->size() > kMaxInitialMembers) {
         return error(Errc::kInvalidArgument, "field \"members\" must be an array of 1 to " +
                                                  std::to_string(kMaxInitialMembers) + " objects");
@@ -154,7 +160,10 @@ Status read_members(ObjectReader& r, const std::string& dir, NodeConfig& config)
 }
 
 Status read_users(ObjectReader& r, const std::string& dir, NodeConfig& config) {
-    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("users", true));
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("users", !r.has("join")));
+    if (v == nullptr) {
+        return Status();
+    }
     if (!v->is_array() || v->size() > kMaxInitialUsers) {
         return error(Errc::kInvalidArgument, "field \"users\" must be an array of at most " +
                                                  std::to_string(kMaxInitialUsers) + " objects");
@@ -257,6 +266,73 @@ Status read_platform(ObjectReader& r, const std::string& dir, NodeConfig& config
     return Status();
 }
 
+Status read_consensus(ObjectReader& r, NodeConfig& config) {
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.object("consensus"));
+    if (v == nullptr) {
+        return Status();
+    }
+    ObjectReader c(*v, "consensus.");
+    ConsensusConfig& cc = config.consensus;
+    COFFER_RETURN_IF_ERROR(
+        c.read_uint("election_timeout_min_ms", 10, 600000, cc.election_timeout_min_ms));
+    COFFER_RETURN_IF_ERROR(
+        c.read_uint("election_timeout_max_ms", 11, 600000, cc.election_timeout_max_ms));
+    COFFER_RETURN_IF_ERROR(
+        c.read_uint("heartbeat_interval_ms", 1, 600000, cc.heartbeat_interval_ms));
+    COFFER_RETURN_IF_ERROR(c.finish());
+    if (cc.election_timeout_max_ms <= cc.election_timeout_min_ms ||
+        cc.heartbeat_interval_ms >= cc.election_timeout_min_ms) {
+        return error(Errc::kInvalidArgument,
+                     "field \"consensus\": need heartbeat_interval_ms < election_timeout_min_ms "
+                     "< election_timeout_max_ms");
+    }
+    return Status();
+}
+
+Status read_join(ObjectReader& r, const std::string& dir, NodeConfig& config) {
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.object("join"));
+    if (v == nullptr) {
+        return Status();
+    }
+    ObjectReader j(*v, "join.");
+    JoinConfig join;
+    std::string target;
+    COFFER_RETURN_IF_ERROR(j.read_string("target", true, target));
+    auto parsed = parse_listen_address(target);
+    if (!parsed.ok() || parsed->port == 0) {
+        return error(Errc::kInvalidArgument,
+                     "field \"join.target\" must be host:port of a running node's client "
+                     "address");
+    }
+    join.target = *parsed;
+    COFFER_RETURN_IF_ERROR(j.read_string("service_cert_file", true, join.service_cert_file));
+    join.service_cert_file = resolve_path(dir, join.service_cert_file);
+    COFFER_RETURN_IF_ERROR(j.finish());
+    config.join = std::move(join);
+    return Status();
+}
+
+Status read_trusted_measurements(ObjectReader& r, NodeConfig& config) {
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("trusted_measurements", false));
+    if (v == nullptr) {
+        return Status();
+    }
+    if (!v->is_array() || v->size() > kMaxInitialMembers) {
+        return error(Errc::kInvalidArgument,
+                     "field \"trusted_measurements\" must be an array of at most 64 hex strings");
+    }
+    for (const json& m : *v) {
+        if (!m.is_string() || m.get<std::string>().size() != 64 ||
+            m.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos) {
+            return error(Errc::kInvalidArgument,
+                         "field \"trusted_measurements\" entries must be 64 lower-case hex "
+                         "digits (SHA-256 of a node binary)");
+        }
+        config.trusted_measurements.push_back(m.get<std::string>());
+    }
+    return Status();
+}
+
 }  // namespace
 
 std::string ListenAddress::to_string() const {
@@ -315,7 +391,15 @@ Result<NodeConfig> parse_config(std::string_view json_text, const std::string& c
     COFFER_RETURN_IF_ERROR(read_http(r, config));
     COFFER_RETURN_IF_ERROR(read_certificates(r, config));
     COFFER_RETURN_IF_ERROR(read_platform(r, config_dir, config));
+    COFFER_RETURN_IF_ERROR(read_consensus(r, config));
+    COFFER_RETURN_IF_ERROR(read_join(r, config_dir, config));
+    COFFER_RETURN_IF_ERROR(read_trusted_measurements(r, config));
     COFFER_RETURN_IF_ERROR(r.finish());
+    if (config.join.has_value() && (!config.members.empty() || !config.users.empty())) {
+        return error(Errc::kInvalidArgument,
+                     "a joining node's configuration must not list members or users: they "
+                     "come from the network");
+    }
     return config;
 }
 

@@ -75,10 +75,24 @@ struct CertificateConfig {
     int64_t node_validity_s = 365LL * 24 * 3600;
 };
 
+struct ConsensusConfig {
+    // Election timeouts are drawn from [min, max); heartbeats must be well below min.
+    uint64_t election_timeout_min_ms = 500;
+    uint64_t election_timeout_max_ms = 1000;
+    uint64_t heartbeat_interval_ms = 100;
+};
+
+// Present for `coffer node join`: where to ask to be admitted, and the service certificate
+// that node's TLS identity must chain to.
+struct JoinConfig {
+    ListenAddress target;           // the CLIENT address of any node of the network
+    std::string service_cert_file;  // absolute after loading
+};
+
 struct NodeConfig {
     std::string config_dir;  // folder of the configuration file (absolute)
     ListenAddress client_address;
-    ListenAddress node_address;  // validated; unused until replication exists
+    ListenAddress node_address;  // node-to-node (consensus) listener
     std::string data_dir;        // absolute
     std::vector<MemberConfig> members;
     std::vector<UserConfig> users;
@@ -91,6 +105,11 @@ struct NodeConfig {
     // Where the virtual platform keeps its sealing key; empty means data_dir/sealing_key.
     std::string sealing_key_file;
     std::string log_level = "info";
+    ConsensusConfig consensus;
+    std::optional<JoinConfig> join;
+    // Measurements (hex) a joining node may present besides the first node's own; written to
+    // the trusted measurements map at the service's creation.
+    std::vector<std::string> trusted_measurements;
 };
 
 // Parses a configuration document. `config_dir` (absolute) resolves relative paths.

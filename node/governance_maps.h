@@ -27,6 +27,13 @@ constexpr std::string_view kUsersMap = "public:coffer.gov.users";
 // key: node id -> {"cert": PEM, "status": "trusted", "attestation": evidence JSON,
 //                  "client_address": "ip:port", "node_address": "ip:port"}
 constexpr std::string_view kNodesMap = "public:coffer.gov.nodes";
+// key: kConfigurationKey -> {"voters": [node id, ...]}: the Raft configuration. A ledger
+// entry that writes it is a configuration entry (node/raft_storage.h).
+constexpr std::string_view kConfigurationMap = "public:coffer.consensus.configuration";
+constexpr std::string_view kConfigurationKey = "voters";
+// key: measurement (lower-case hex) -> {"source": "genesis" | "config"}: the measurements a
+// joining node may present (docs/replication.md, "Joining").
+constexpr std::string_view kTrustedMeasurementsMap = "public:coffer.gov.trusted_measurements";
 
 constexpr std::string_view kServiceStatusOpen = "open";
 constexpr std::string_view kMemberStatusActive = "active";

@@ -47,13 +47,12 @@ Result<ServiceIdentity> make_service_identity(int64_t now_unix, int64_t validity
     return ServiceIdentity{std::move(key), std::move(cert)};
 }
 
-Result<NodeIdentity> make_node_identity(const ServiceIdentity& service,
-                                        const std::vector<std::string>& ip_addresses,
-                                        int64_t now_unix, int64_t validity_s) {
+Result<crypto::Certificate> issue_node_certificate(const ServiceIdentity& service,
+                                                   const crypto::EcdsaPublicKey& node_key,
+                                                   const std::vector<std::string>& ip_addresses,
+                                                   int64_t now_unix, int64_t validity_s) {
     COFFER_RETURN_IF_ERROR(check_validity(validity_s));
-    COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPrivateKey key, crypto::EcdsaPrivateKey::generate());
-    std::string id = node_id_of(key.public_key());
-
+    std::string id = node_id_of(node_key);
     crypto::CertificateOptions options;
     options.common_name = "Coffer Node " + id.substr(0, 16);
     options.not_before_unix = now_unix - kNotBeforeSlackS;
@@ -69,9 +68,18 @@ Result<NodeIdentity> make_node_identity(const ServiceIdentity& service,
             options.ip_addresses.push_back(san);
         }
     }
+    return crypto::make_issued_certificate(node_key, options, service.key, service.cert);
+}
+
+Result<NodeIdentity> make_node_identity(const ServiceIdentity& service,
+                                        const std::vector<std::string>& ip_addresses,
+                                        int64_t now_unix, int64_t validity_s) {
+    COFFER_RETURN_IF_ERROR(check_validity(validity_s));
+    COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPrivateKey key, crypto::EcdsaPrivateKey::generate());
     COFFER_ASSIGN_OR_RETURN(
         crypto::Certificate cert,
-        crypto::make_issued_certificate(key.public_key(), options, service.key, service.cert));
+        issue_node_certificate(service, key.public_key(), ip_addresses, now_unix, validity_s));
+    std::string id = node_id_of(key.public_key());
     return NodeIdentity{std::move(id), std::move(key), std::move(cert)};
 }
 

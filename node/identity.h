@@ -46,6 +46,13 @@ Result<NodeIdentity> make_node_identity(const ServiceIdentity& service,
                                         const std::vector<std::string>& ip_addresses,
                                         int64_t now_unix, int64_t validity_s);
 
+// A certificate for `node_key` issued by `service`, as make_node_identity makes (used when
+// the network admits a joining node, which made its own key). Errors as make_node_identity.
+Result<crypto::Certificate> issue_node_certificate(const ServiceIdentity& service,
+                                                   const crypto::EcdsaPublicKey& node_key,
+                                                   const std::vector<std::string>& ip_addresses,
+                                                   int64_t now_unix, int64_t validity_s);
+
 // A member or user identity: a P-384 key with a self-signed certificate (CN = name) and an
 // X25519 encryption key pair, all as PEM text. The private parts are secrets.
 struct ClientIdentityPem {

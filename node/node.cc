@@ -1,5 +1,8 @@
 #include "node/node.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +25,8 @@ using nlohmann::json;
 constexpr size_t kMaxPemFileBytes = 64 * 1024;
 constexpr size_t kMaxNodeInfoBytes = 64 * 1024;
 constexpr int kNodeInfoVersion = 1;
+// The most node records read when refreshing peer addresses.
+constexpr size_t kMaxConfigurationNodesListed = 1024;
 
 uint64_t steady_ms() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -153,6 +158,41 @@ Status check_fresh_data_dir(const NodeConfig& config) {
     return Status();
 }
 
+// A free TCP port on `host`, found by binding port 0. The port is released again before the
+// caller binds it, so another process could take it in between; on loopback that is rare
+// and the caller's bind then fails with a clear error.
+Result<uint16_t> pick_free_port(const std::string& host) {
+    bool v6 = host.find(':') != std::string::npos;
+    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return error(Errc::kIo, "socket() failed while choosing a port");
+    }
+    sockaddr_storage storage{};
+    socklen_t len = 0;
+    if (v6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+        a->sin6_family = AF_INET6;
+        std::string bare =
+            host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+        ::inet_pton(AF_INET6, bare.c_str(), &a->sin6_addr);
+        len = sizeof(sockaddr_in6);
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+        a->sin_family = AF_INET;
+        ::inet_pton(AF_INET, host.c_str(), &a->sin_addr);
+        len = sizeof(sockaddr_in);
+    }
+    auto* addr = reinterpret_cast<sockaddr*>(&storage);
+    if (::bind(fd, addr, len) != 0 || ::getsockname(fd, addr, &len) != 0) {
+        ::close(fd);
+        return error(Errc::kIo, "cannot bind a free port on " + host);
+    }
+    uint16_t port = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port)
+                       : ntohs(reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+    ::close(fd);
+    return port;
+}
+
 }  // namespace
 
 std::string_view node_state_name(NodeState state) {
@@ -186,7 +226,23 @@ Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
     COFFER_RETURN_IF_ERROR(make_private_dir(config.data_dir));
     COFFER_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::acquire(config.data_dir));
     std::unique_ptr<Node> node;
-    if (!path_exists(join(config.data_dir, kNodeInfoFileName))) {
+    bool fresh = !path_exists(join(config.data_dir, kNodeInfoFileName));
+    if (fresh && config.join.has_value()) {
+        COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
+        // The joiner makes its own node key now; the service identity, its node certificate
+        // and the ledger secrets come in the join answer (the service key below is a
+        // placeholder that the answer replaces).
+        COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPrivateKey node_key,
+                                crypto::EcdsaPrivateKey::generate());
+        COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPrivateKey placeholder,
+                                crypto::EcdsaPrivateKey::generate());
+        std::string id = node_id_of(node_key.public_key());
+        NodeSecrets secrets{ServiceIdentity{std::move(placeholder), {}},
+                            NodeIdentity{std::move(id), std::move(node_key), {}},
+                            {}};
+        node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
+        COFFER_RETURN_IF_ERROR(node->join_network());
+    } else if (fresh) {
         COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
         json members;
         json users;
@@ -225,6 +281,10 @@ Status Node::open_ledger() {
     options.node_key = secrets_.node.key;
     options.node_cert = secrets_.node.cert;
     options.service_cert = secrets_.service.cert;
+    // Every node runs under consensus (a single node is a network of one): the Raft term is
+    // the view, and only the leader's commit index moves the commit point.
+    options.commit_at_durable_signature = false;
+    options.views_from_consensus = true;
     COFFER_RETURN_IF_ERROR(fs_.make_dir(options.dir));
     ledger::LedgerSecrets ledger_secrets;
     for (const ledger::LedgerSecret& s : secrets_.ledger_secrets) {
@@ -256,6 +316,10 @@ Status Node::write_genesis(const json& members, const json& users) {
                         {"attestation", attestation_},
                         {"client_address", config_.client_address.to_string()},
                         {"node_address", config_.node_address.to_string()}};
+    COFFER_ASSIGN_OR_RETURN(attestation::Evidence evidence,
+                            attestation::evidence_from_json(attestation_));
+    COFFER_ASSIGN_OR_RETURN(attestation::VerifiedClaims claims,
+                            attestation::verify_evidence(evidence, {}));
     json service_record = {{"cert", secrets_.service.cert.to_pem()},
                            {"status", std::string(kServiceStatusOpen)},
                            {"fingerprint", secrets_.service.cert.fingerprint_sha256_hex()}};
@@ -269,18 +333,26 @@ Status Node::write_genesis(const json& members, const json& users) {
     }
     COFFER_RETURN_IF_ERROR(
         write_governance_value(tx, kNodesMap, secrets_.node.node_id, node_record));
+    COFFER_RETURN_IF_ERROR(write_governance_value(
+        tx, kTrustedMeasurementsMap, to_hex(claims.measurement), {{"source", "genesis"}}));
+    for (const std::string& m : config_.trusted_measurements) {
+        if (m != to_hex(claims.measurement)) {
+            COFFER_RETURN_IF_ERROR(
+                write_governance_value(tx, kTrustedMeasurementsMap, m, {{"source", "config"}}));
+        }
+    }
     auto committed = store_.commit(std::move(tx));
     if (!committed.ok()) {
         return committed.status();
     }
     COFFER_RETURN_IF_ERROR(ledger_->sign_now());
     metrics_.count_signature();
-    auto flushed = ledger_->flush();
-    return flushed.ok() ? Status() : flushed.status();
+    return replicator_->wait_committed(ledger_->last_seqno(), kStartupTimeoutMs);
 }
 
 Status Node::first_start(const json& members, const json& users) {
     COFFER_RETURN_IF_ERROR(make_attestation());
+    COFFER_RETURN_IF_ERROR(choose_ports());
     if (config_.local_sealing) {
         COFFER_RETURN_IF_ERROR(seal_to_disk());
     }
@@ -289,16 +361,18 @@ Status Node::first_start(const json& members, const json& users) {
     COFFER_RETURN_IF_ERROR(
         write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644));
     COFFER_RETURN_IF_ERROR(open_ledger());
+    // The network starts as this one node; it elects itself at once.
+    RaftStateFile state;
+    COFFER_ASSIGN_OR_RETURN(state.bootstrap, consensus::make_configuration({node_id()}));
+    COFFER_RETURN_IF_ERROR(write_raft_state(config_.data_dir, state));
+    COFFER_RETURN_IF_ERROR(start_replication(state));
+    COFFER_RETURN_IF_ERROR(replicator_->campaign());
+    COFFER_RETURN_IF_ERROR(replicator_->wait_leader_ready(kStartupTimeoutMs));
     COFFER_RETURN_IF_ERROR(write_genesis(members, users));
 
     // Written last: its presence says the service exists and this folder must be recovered,
     // not initialised again.
-    json info = {{"version", kNodeInfoVersion},
-                 {"node_id", secrets_.node.node_id},
-                 {"service_cert_fingerprint", secrets_.service.cert.fingerprint_sha256_hex()},
-                 {"local_sealing", config_.local_sealing},
-                 {"created_unix", unix_now()}};
-    COFFER_RETURN_IF_ERROR(write_file_atomic(path(kNodeInfoFileName), info.dump(2) + "\n", 0644));
+    COFFER_RETURN_IF_ERROR(write_node_info(json::object()));
     spdlog::info(
         "node.service_created node_id={} service_fingerprint={} members={} users={} "
         "local_sealing={}",
@@ -323,10 +397,36 @@ Status Node::refresh_node_record() {
     return committed.ok() ? Status() : committed.status();
 }
 
+Status Node::write_node_info(const json& extra) {
+    json info = {{"version", kNodeInfoVersion},
+                 {"node_id", secrets_.node.node_id},
+                 {"service_cert_fingerprint", secrets_.service.cert.fingerprint_sha256_hex()},
+                 {"local_sealing", config_.local_sealing},
+                 {"created_unix", unix_now()}};
+    info.update(extra);
+    return write_file_atomic(path(kNodeInfoFileName), info.dump(2) + "\n", 0644);
+}
+
 Status Node::restart() {
     COFFER_RETURN_IF_ERROR(make_attestation());
+    COFFER_RETURN_IF_ERROR(choose_ports());
     COFFER_RETURN_IF_ERROR(open_ledger());
-    COFFER_RETURN_IF_ERROR(refresh_node_record());
+    auto state = read_raft_state(config_.data_dir);
+    if (!state.ok()) {
+        return state.status().code() == Errc::kNotFound
+                   ? error(Errc::kCorrupt,
+                           path(kRaftStateFileName) + " is missing: the node cannot know its term")
+                   : state.status();
+    }
+    COFFER_RETURN_IF_ERROR(start_replication(*state));
+    ReplicationStatus rs = replicator_->status();
+    if (rs.configuration.voters.size() == 1 && rs.configuration.contains(node_id())) {
+        // A network of one: elect itself now rather than after an election timeout, and
+        // record the fresh attestation (only a leader can write).
+        COFFER_RETURN_IF_ERROR(replicator_->campaign());
+        COFFER_RETURN_IF_ERROR(replicator_->wait_leader_ready(kStartupTimeoutMs));
+        COFFER_RETURN_IF_ERROR(refresh_node_record());
+    }
     spdlog::info("node.recovered node_id={} view={} last_seqno={} committed_seqno={}",
                  secrets_.node.node_id, store_.view(), ledger_->last_seqno(), ledger_->committed());
     return Status();
@@ -353,9 +453,13 @@ Status Node::serve(net::Handler handler) {
 
     ListenAddress bound = config_.client_address;
     bound.port = server_->port();
+    ListenAddress node_bound = config_.node_address;
+    node_bound.port = node_port();
     json ports = {{"pid", static_cast<int64_t>(::getpid())},
                   {"client_address", bound.to_string()},
-                  {"client_port", bound.port}};
+                  {"client_port", bound.port},
+                  {"node_address", node_bound.to_string()},
+                  {"node_port", node_bound.port}};
     COFFER_RETURN_IF_ERROR(write_file_atomic(path(kPortsFileName), ports.dump() + "\n", 0644));
     spdlog::info("node.listening node_id={} client_address={} node_address={}",
                  secrets_.node.node_id, bound.to_string(), config_.node_address.to_string());
@@ -378,11 +482,21 @@ void Node::stop() {
     if (background_.joinable()) {
         background_.join();
     }
-    if (ledger_ != nullptr && failure().ok()) {
-        Status signed_tail = ledger_->sign_now();
-        if (signed_tail.ok()) {
-            metrics_.count_signature();
+    if (replicator_ != nullptr) {
+        if (failure().ok() && replicator_->leader_ready() && ledger_->last_seqno() > 0) {
+            // A leader signs its tail and gives it a moment to commit on a majority.
+            if (ledger_->sign_now().ok()) {
+                metrics_.count_signature();
+            }
+            (void)replicator_->wait_committed(ledger_->last_seqno(), kStopCommitWaitMs);
         }
+        deliver_to_.store(nullptr);
+        replicator_->stop();
+    }
+    if (transport_ != nullptr) {
+        transport_->stop();
+    }
+    if (ledger_ != nullptr && failure().ok()) {
         auto flushed = ledger_->flush();
         if (!flushed.ok()) {
             spdlog::error("node.final_flush_failed error={}", flushed.status().to_string());
@@ -428,6 +542,9 @@ Status Node::check_writable() const {
 
 Result<kv::CommitResult> Node::commit(const TxBody& body) {
     Status writable = check_writable();
+    if (writable.ok() && !is_leader()) {
+        writable = error(Errc::kFailedPrecondition, "not leader: writes go to the leader");
+    }
     if (!writable.ok()) {
         metrics_.count_write_rejection(writable.code() == Errc::kNoSpace ? "no_space" : "failed");
         return writable;
@@ -481,6 +598,17 @@ void Node::background_loop() {
 }
 
 void Node::background_step(uint64_t& next_expiry_check_ms) {
+    uint64_t now = steady_ms();
+    if (now >= next_expiry_check_ms) {
+        next_expiry_check_ms = now + kExpiryCheckIntervalMs;
+        check_certificate_expiry();
+        refresh_peer_addresses();
+    }
+    // The replication thread flushes; the background thread only signs, and only a leader
+    // signs.
+    if (!is_leader()) {
+        return;
+    }
     kv::Seqno signed_before = ledger_->last_seqno();
     Status signed_now = ledger_->maybe_sign();
     if (signed_now.ok() && ledger_->last_seqno() > signed_before) {
@@ -492,23 +620,6 @@ void Node::background_step(uint64_t& next_expiry_check_ms) {
         }
     } else if (!signed_now.ok() && signed_now.code() != Errc::kConflict) {
         spdlog::debug("node.sign_failed error={}", signed_now.to_string());
-    }
-
-    auto flushed = ledger_->flush();
-    if (!flushed.ok()) {
-        if (flushed.status().code() == Errc::kNoSpace) {
-            disk_full_until_ms_.store(steady_ms() + kDiskFullBackoffMs);
-            metrics_.count_write_rejection("no_space_at_flush");
-            spdlog::warn("node.disk_full error={}", flushed.status().to_string());
-        } else {
-            fail(flushed.status());
-        }
-    }
-
-    uint64_t now = steady_ms();
-    if (now >= next_expiry_check_ms) {
-        next_expiry_check_ms = now + kExpiryCheckIntervalMs;
-        check_certificate_expiry();
     }
 }
 
@@ -576,6 +687,124 @@ std::string Node::render_metrics() const {
          static_cast<double>(secrets_.node.cert.not_after_unix())},
     };
     return metrics_.render(extra);
+}
+
+Status Node::choose_ports() {
+    // Port 0 means "any free port", but peers and clients must learn a node's real ports
+    // from the nodes map, which is written before the servers start: choose them now. A
+    // restarting node takes the ports it had, so that the records stay right.
+    json previous;
+    if (path_exists(path(kPortsFileName))) {
+        auto text = read_small_file(path(kPortsFileName), kMaxNodeInfoBytes);
+        if (text.ok()) {
+            previous = json::parse(*text, nullptr, false);
+        }
+    }
+    auto choose = [&](ListenAddress& address, const char* field) -> Status {
+        if (address.port != 0) {
+            return Status();
+        }
+        if (previous.is_object() && previous.contains(field) &&
+            previous[field].is_number_unsigned() && previous[field].get<uint64_t>() > 0 &&
+            previous[field].get<uint64_t>() <= 65535) {
+            address.port = static_cast<uint16_t>(previous[field].get<uint64_t>());
+            return Status();
+        }
+        COFFER_ASSIGN_OR_RETURN(address.port, pick_free_port(address.host));
+        return Status();
+    };
+    COFFER_RETURN_IF_ERROR(choose(config_.client_address, "client_port"));
+    COFFER_RETURN_IF_ERROR(choose(config_.node_address, "node_port"));
+    if (config_.client_address.to_string() == config_.node_address.to_string()) {
+        return error(Errc::kInvalidArgument, "client_address and node_address must differ");
+    }
+    return Status();
+}
+
+Status Node::start_replication(const RaftStateFile& state) {
+    TransportOptions t;
+    t.node_id = node_id();
+    t.listen = config_.node_address;
+    t.node_cert_pem = secrets_.node.cert.to_pem();
+    t.node_key_pem = secrets_.node.key.to_pem();
+    t.service_cert = secrets_.service.cert;
+    COFFER_ASSIGN_OR_RETURN(transport_, PeerTransport::start(std::move(t), [this](auto msg) {
+                                if (Replicator* r = deliver_to_.load(); r != nullptr) {
+                                    r->deliver(std::move(msg));
+                                }
+                            }));
+    refresh_peer_addresses();
+    ReplicatorOptions r;
+    r.node_id = node_id();
+    r.data_dir = config_.data_dir;
+    r.election_timeout_min_ms = config_.consensus.election_timeout_min_ms;
+    r.election_timeout_max_ms = config_.consensus.election_timeout_max_ms;
+    r.heartbeat_interval_ms = config_.consensus.heartbeat_interval_ms;
+    COFFER_ASSIGN_OR_RETURN(replicator_,
+                            Replicator::start(std::move(r), store_, *ledger_, *transport_, state,
+                                              [this](const Status& s) { fail(s); }));
+    deliver_to_.store(replicator_.get());
+    return Status();
+}
+
+void Node::refresh_peer_addresses() {
+    if (transport_ == nullptr) {
+        return;
+    }
+    kv::Transaction tx = store_.begin();
+    (void)tx.range(kNodesMap, {}, std::nullopt, kMaxConfigurationNodesListed,
+                   [&](ByteSpan key, ByteSpan value) {
+                       json record = json::parse(to_string(value), nullptr, false);
+                       if (record.is_object() && record.contains("node_address") &&
+                           record["node_address"].is_string()) {
+                           auto address =
+                               parse_listen_address(record["node_address"].get<std::string>());
+                           if (address.ok() && address->port != 0) {
+                               transport_->set_address(to_string(key), *address);
+                           }
+                       }
+                       return true;
+                   });
+}
+
+ReplicationStatus Node::replication_status() const {
+    return replicator_ != nullptr ? replicator_->status() : ReplicationStatus{};
+}
+
+bool Node::is_leader() const {
+    return replicator_ != nullptr && replicator_->leader_ready();
+}
+
+std::optional<std::string> Node::leader_client_address() {
+    ReplicationStatus s = replication_status();
+    if (!s.leader.has_value() || *s.leader == node_id()) {
+        return std::nullopt;
+    }
+    kv::Transaction tx = store_.begin();
+    auto record = read_governance_value(tx, kNodesMap, *s.leader);
+    if (!record.ok() || !record->has_value() || !(**record).contains("client_address") ||
+        !(**record)["client_address"].is_string()) {
+        return std::nullopt;
+    }
+    return (**record)["client_address"].get<std::string>();
+}
+
+Status Node::wait_committed(kv::Seqno seqno, uint64_t timeout_ms) {
+    if (replicator_ == nullptr) {
+        return error(Errc::kFailedPrecondition, "replication is not running");
+    }
+    return replicator_->wait_committed(seqno, timeout_ms);
+}
+
+Result<kv::Seqno> Node::linearizable_read_point(uint64_t timeout_ms) {
+    if (replicator_ == nullptr) {
+        return error(Errc::kFailedPrecondition, "replication is not running");
+    }
+    return replicator_->linearizable_read_point(timeout_ms);
+}
+
+uint16_t Node::node_port() const {
+    return transport_ != nullptr ? transport_->port() : 0;
 }
 
 }  // namespace coffer::node

@@ -46,6 +46,8 @@
 #include "node/files.h"
 #include "node/identity.h"
 #include "node/metrics.h"
+#include "node/peer_transport.h"
+#include "node/replicator.h"
 #include "node/sealing.h"
 
 namespace coffer::node {
@@ -67,6 +69,16 @@ constexpr uint64_t kDiskFullBackoffMs = 1000;
 constexpr int64_t kCertificateExpiryWarningS = 30LL * 24 * 3600;
 // How often the background thread checks certificate expiry.
 constexpr uint64_t kExpiryCheckIntervalMs = 1000;
+// How often the background thread reloads peer addresses from the nodes map.
+constexpr uint64_t kPeerRefreshIntervalMs = 1000;
+// How long open() waits for a network of one node to elect itself and commit its writes.
+constexpr uint64_t kStartupTimeoutMs = 30000;
+// How long a joining node keeps asking to be admitted before it gives up.
+constexpr uint64_t kJoinTimeoutMs = 60000;
+// The longest wait a client may ask for (GET /node/tx wait_ms, linearizable reads).
+constexpr uint64_t kMaxClientWaitMs = 10000;
+// How long a stopping leader waits for its last signature to commit.
+constexpr uint64_t kStopCommitWaitMs = 2000;
 
 enum class NodeState { kStarting, kPartOfNetwork, kStopping, kStopped, kFailed };
 std::string_view node_state_name(NodeState state);
@@ -96,6 +108,30 @@ class Node {
     // Stops serving and the background work; signs and flushes the tail. Idempotent.
     void stop();
 
+    // Consensus: role, term, leader, configuration.
+    ReplicationStatus replication_status() const;
+    // True when this node is the leader and takes writes.
+    bool is_leader() const;
+    // "host:port" of the leader's client address (from the nodes map), when another node is
+    // the leader and its record is known: where followers redirect writes.
+    std::optional<std::string> leader_client_address();
+    // Waits until `seqno` is committed. Errors: kFailedPrecondition on timeout.
+    Status wait_committed(kv::Seqno seqno, uint64_t timeout_ms);
+    // Leader only: a commit point at which a read is linearizable (Replicator).
+    Result<kv::Seqno> linearizable_read_point(uint64_t timeout_ms);
+
+    // Leader only: admits a joining node (docs/replication.md, "Joining"). `client_cert_der`
+    // is the joiner's TLS client certificate (its node key, self-signed); `request` is
+    // {"node_address", "client_address", "attestation"}. Verifies the evidence, its key
+    // binding and its measurement, issues the node certificate, and commits the node record
+    // and the new configuration. Returns the answer document (it holds the service key and
+    // the ledger secrets: send it only over the joiner's TLS connection).
+    // Errors: kInvalidArgument (malformed request), kPermissionDenied (evidence refused,
+    // untrusted measurement), kFailedPrecondition (not leader, a configuration change in
+    // progress: retry), commit errors.
+    Result<nlohmann::json> admit_node(const std::string& client_cert_der,
+                                      const nlohmann::json& request);
+
     // Runs `body` in a transaction and commits it, retrying up to kMaxCommitAttempts times
     // on kConflict and flushing when the ledger's unflushed batch is full. Records the
     // commit latency. Errors: the body's error; kNoSpace while the disk is full;
@@ -121,6 +157,8 @@ class Node {
     uint16_t client_port() const;
     // Counters of the HTTP server (zeros before serve()).
     net::ServerStats server_stats() const;
+    // The bound node-to-node port.
+    uint16_t node_port() const;
 
     // The Prometheus text of GET /node/metrics (metrics() plus ledger and server gauges).
     std::string render_metrics() const;
@@ -130,6 +168,12 @@ class Node {
 
     Status first_start(const nlohmann::json& members, const nlohmann::json& users);
     Status restart();
+    Status join_network();
+    Status install_join_answer(const nlohmann::json& answer, const crypto::Certificate& pinned);
+    Status choose_ports();
+    Status start_replication(const RaftStateFile& state);
+    void refresh_peer_addresses();
+    Status write_node_info(const nlohmann::json& extra);
     Status make_attestation();
     Status open_ledger();
     Status write_genesis(const nlohmann::json& members, const nlohmann::json& users);
@@ -151,6 +195,10 @@ class Node {
     ledger::PosixFileSystem fs_;
     kv::Store store_;
     std::unique_ptr<ledger::Ledger> ledger_;
+    // Declared after the ledger, so destroyed before it.
+    std::unique_ptr<PeerTransport> transport_;
+    std::unique_ptr<Replicator> replicator_;
+    std::atomic<Replicator*> deliver_to_{nullptr};  // set once replicator_ exists
     Metrics metrics_;
     std::unique_ptr<net::HttpServer> server_;
     std::atomic<NodeState> state_{NodeState::kStarting};

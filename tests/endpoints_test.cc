@@ -104,6 +104,9 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
         for (const json& e : endpoints) {
             std::string method = e["method"];
             std::string target = e["path"].get<std::string>();
+            if (method == "POST" && target == "/node/join") {
+                continue;  // only a joining node with evidence can succeed: replication_test
+            }
             std::string query = e["example_query"];
             if (!query.empty()) {
                 target += "?" + query;

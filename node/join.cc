@@ -1,0 +1,301 @@
+// Joining a network (docs/replication.md, "Joining"): the joiner's side (Node::join_network)
+// and the leader's side (Node::admit_node).
+#include <openssl/crypto.h>
+
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "attestation/platform.h"
+#include "common/log.h"
+#include "net/client.h"
+#include "node/files.h"
+#include "node/governance_maps.h"
+#include "node/node.h"
+
+namespace coffer::node {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxPemFileBytes = 64 * 1024;
+// Redirects followed from a follower to the leader, per attempt.
+constexpr int kMaxJoinRedirects = 4;
+// Wait between two join attempts that were refused for now (no leader, change in progress).
+constexpr uint64_t kJoinRetryMs = 500;
+// How long the leader waits for the new configuration to commit before answering.
+constexpr uint64_t kAdmitCommitWaitMs = 5000;
+
+int64_t unix_now() {
+    return static_cast<int64_t>(std::time(nullptr));
+}
+
+json ledger_secrets_json(const std::vector<ledger::LedgerSecret>& secrets) {
+    json out = json::array();
+    for (const ledger::LedgerSecret& s : secrets) {
+        out.push_back({{"version", s.version}, {"key", to_hex(s.key)}});
+    }
+    return out;
+}
+
+Result<std::vector<ledger::LedgerSecret>> ledger_secrets_from_json(const json& value) {
+    if (!value.is_array() || value.empty()) {
+        return error(Errc::kInvalidArgument, "ledger_secrets must be a non-empty array");
+    }
+    std::vector<ledger::LedgerSecret> out;
+    for (const json& s : value) {
+        if (!s.is_object() || !s.contains("version") || !s["version"].is_number_unsigned() ||
+            !s.contains("key") || !s["key"].is_string()) {
+            return error(Errc::kInvalidArgument, "ledger secret must be {version, key}");
+        }
+        auto key = from_hex(s["key"].get<std::string>());
+        if (!key.ok() || key->size() != ledger::kLedgerSecretSize) {
+            return error(Errc::kInvalidArgument, "ledger secret key must be 32 bytes of hex");
+        }
+        out.push_back(ledger::LedgerSecret{s["version"].get<uint32_t>(), std::move(key).value()});
+    }
+    return out;
+}
+
+std::string string_field(const json& doc, const char* name) {
+    return doc.is_object() && doc.contains(name) && doc[name].is_string()
+               ? doc[name].get<std::string>()
+               : std::string();
+}
+
+// "https://host:port/..." -> host:port.
+Result<ListenAddress> redirect_target(const std::string& location) {
+    std::string_view rest = location;
+    constexpr std::string_view kScheme = "https://";
+    if (rest.substr(0, kScheme.size()) != kScheme) {
+        return error(Errc::kInvalidArgument, "redirect is not https: " + location);
+    }
+    rest.remove_prefix(kScheme.size());
+    return parse_listen_address(rest.substr(0, rest.find('/')));
+}
+
+}  // namespace
+
+Result<json> Node::admit_node(const std::string& client_cert_der, const json& request) {
+    if (!is_leader()) {
+        return error(Errc::kFailedPrecondition, "not leader");
+    }
+    auto cert = crypto::Certificate::from_der(as_bytes(client_cert_der));
+    if (!cert.ok()) {
+        return error(Errc::kInvalidArgument, "the joiner's client certificate does not parse");
+    }
+    COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPublicKey key, cert->ecdsa_public_key());
+    std::string joiner = node_id_of(key);
+    if (!request.is_object() || !request.contains("attestation")) {
+        return error(Errc::kInvalidArgument,
+                     "join request must be {node_address, client_address, attestation}");
+    }
+    auto node_address = parse_listen_address(string_field(request, "node_address"));
+    auto client_address = parse_listen_address(string_field(request, "client_address"));
+    if (!node_address.ok() || !client_address.ok() || node_address->port == 0 ||
+        client_address->port == 0) {
+        return error(Errc::kInvalidArgument,
+                     "node_address and client_address must be host:port with a non-zero port");
+    }
+
+    // The evidence must verify, bind the key the joiner proved it holds in the TLS
+    // handshake, and carry a trusted measurement.
+    auto evidence = attestation::evidence_from_json(request["attestation"]);
+    if (!evidence.ok()) {
+        return error(Errc::kInvalidArgument, "attestation: " + evidence.status().message());
+    }
+    auto claims = attestation::verify_evidence(*evidence, {});
+    if (!claims.ok()) {
+        return error(Errc::kPermissionDenied,
+                     "attestation evidence refused: " + claims.status().message());
+    }
+    Status bound = attestation::check_key_binding(*claims, key.to_der());
+    if (!bound.ok()) {
+        return error(Errc::kPermissionDenied, "attestation: " + bound.message());
+    }
+    std::string measurement = to_hex(claims->measurement);
+    {
+        kv::Transaction tx = store_.begin();
+        COFFER_ASSIGN_OR_RETURN(auto trusted,
+                                read_governance_value(tx, kTrustedMeasurementsMap, measurement));
+        if (!trusted.has_value()) {
+            return error(Errc::kPermissionDenied,
+                         "measurement " + measurement + " is not trusted by this network");
+        }
+    }
+
+    int64_t now = unix_now();
+    COFFER_ASSIGN_OR_RETURN(
+        crypto::Certificate node_cert,
+        issue_node_certificate(secrets_.service, key, {client_address->host, node_address->host},
+                               now, config_.certificates.node_validity_s));
+    json record = {{"cert", node_cert.to_pem()},
+                   {"status", std::string(kNodeStatusTrusted)},
+                   {"attestation", request["attestation"]},
+                   {"client_address", client_address->to_string()},
+                   {"node_address", node_address->to_string()}};
+    transport_->set_address(joiner, *node_address);
+
+    consensus::Configuration current = replication_status().configuration;
+    bool already_voter = current.contains(joiner);
+    std::vector<consensus::NodeId> voters = current.voters;
+    voters.push_back(joiner);
+    COFFER_ASSIGN_OR_RETURN(consensus::Configuration next,
+                            consensus::make_configuration(std::move(voters)));
+    auto committed = commit([&](kv::Transaction& tx) -> Status {
+        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kNodesMap, joiner, record));
+        if (!already_voter) {
+            COFFER_RETURN_IF_ERROR(tx.put(kConfigurationMap, as_bytes(kConfigurationKey),
+                                          as_bytes(configuration_value(next))));
+        }
+        return Status();
+    });
+    if (!committed.ok()) {
+        return committed.status();
+    }
+    spdlog::info("node.join_admitted joiner={} measurement={} node_address={} tx={}", joiner,
+                 measurement, node_address->to_string(), committed->id.to_string());
+
+    json peers = json::array();
+    for (const consensus::NodeId& id : next.voters) {
+        if (auto a = transport_->address_of(id); a.has_value()) {
+            peers.push_back({{"node_id", id}, {"node_address", a->to_string()}});
+        }
+    }
+    peers.push_back({{"node_id", node_id()}, {"node_address", config_.node_address.to_string()}});
+    return json{{"node_id", joiner},
+                {"node_certificate", node_cert.to_pem()},
+                {"service_certificate", secrets_.service.cert.to_pem()},
+                {"service_key", secrets_.service.key.to_pem()},
+                {"ledger_secrets", ledger_secrets_json(secrets_.ledger_secrets)},
+                {"peers", std::move(peers)},
+                {"transaction_id", committed->id.to_string()}};
+}
+
+Status Node::join_network() {
+    const JoinConfig& join = *config_.join;
+    COFFER_ASSIGN_OR_RETURN(std::string service_pem,
+                            read_small_file(join.service_cert_file, kMaxPemFileBytes));
+    COFFER_ASSIGN_OR_RETURN(crypto::Certificate pinned, crypto::Certificate::from_pem(service_pem));
+    // A self-signed certificate for the join request only: it proves possession of the key
+    // that the attestation evidence binds.
+    crypto::CertificateOptions self;
+    self.common_name = "Coffer joining node " + secrets_.node.node_id.substr(0, 16);
+    self.not_before_unix = unix_now() - 60;
+    self.not_after_unix = unix_now() + 3600;
+    COFFER_ASSIGN_OR_RETURN(crypto::Certificate self_cert,
+                            crypto::make_self_signed_certificate(secrets_.node.key, self));
+    COFFER_RETURN_IF_ERROR(make_attestation());
+    COFFER_RETURN_IF_ERROR(choose_ports());
+
+    json body = {{"node_address", config_.node_address.to_string()},
+                 {"client_address", config_.client_address.to_string()},
+                 {"attestation", attestation_}};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kJoinTimeoutMs);
+    ListenAddress target = join.target;
+    json answer;
+    Status last = error(Errc::kFailedPrecondition, "no join attempt made");
+    int redirects = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+        net::ClientOptions o;
+        o.host = target.host;
+        o.port = target.port;
+        o.ca_cert_pem = pinned.to_pem();
+        o.client_cert_pem = self_cert.to_pem();
+        o.client_key_pem = secrets_.node.key.to_pem();
+        auto client = net::HttpClient::connect(o);
+        Result<net::HttpResponse> response =
+            client.ok() ? (*client)->request("POST", "/node/join", body.dump(),
+                                             {{"Content-Type", "application/json"}})
+                        : Result<net::HttpResponse>(client.status());
+        if (response.ok() && response->status == 200) {
+            answer = json::parse(response->body, nullptr, false);
+            last = Status();
+            break;
+        }
+        if (response.ok() && response->status == 307 && redirects < kMaxJoinRedirects) {
+            auto location = response->header("Location");
+            auto next = location.has_value()
+                            ? redirect_target(*location)
+                            : Result<ListenAddress>(error(Errc::kInvalidArgument, "no Location"));
+            if (next.ok()) {
+                ++redirects;
+                target = *next;
+                continue;
+            }
+        }
+        if (response.ok() && response->status != 503 && response->status != 307) {
+            // Refused for good (evidence, measurement, malformed): no point in retrying.
+            return error(Errc::kPermissionDenied, "join refused by " + target.to_string() + ": " +
+                                                      std::to_string(response->status) + " " +
+                                                      response->body.substr(0, 400));
+        }
+        last = response.ok() ? error(Errc::kFailedPrecondition,
+                                     "join not possible yet: " + response->body.substr(0, 200))
+                             : response.status();
+        spdlog::info("node.join_retry target={} reason={}", target.to_string(), last.to_string());
+        target = join.target;
+        redirects = 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(kJoinRetryMs));
+    }
+    if (!last.ok()) {
+        return last.with_context("joining " + join.target.to_string() + ": ");
+    }
+    return install_join_answer(answer, pinned);
+}
+
+Status Node::install_join_answer(const json& answer, const crypto::Certificate& pinned) {
+    if (!answer.is_object() || string_field(answer, "node_id") != secrets_.node.node_id) {
+        return error(Errc::kInvalidArgument, "join answer is malformed or names another node");
+    }
+    COFFER_ASSIGN_OR_RETURN(secrets_.node.cert, crypto::Certificate::from_pem(
+                                                    string_field(answer, "node_certificate")));
+    COFFER_ASSIGN_OR_RETURN(secrets_.service.cert, crypto::Certificate::from_pem(string_field(
+                                                       answer, "service_certificate")));
+    COFFER_ASSIGN_OR_RETURN(secrets_.service.key,
+                            crypto::EcdsaPrivateKey::from_pem(string_field(answer, "service_key")));
+    if (secrets_.service.cert.fingerprint_sha256_hex() != pinned.fingerprint_sha256_hex()) {
+        return error(Errc::kPermissionDenied, "join answer carries another service certificate");
+    }
+    COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPublicKey issued_key,
+                            secrets_.node.cert.ecdsa_public_key());
+    COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPublicKey service_key,
+                            secrets_.service.cert.ecdsa_public_key());
+    if (issued_key.to_der() != secrets_.node.key.public_key().to_der() ||
+        !secrets_.node.cert.verify_signed_by(service_key).ok()) {
+        return error(Errc::kPermissionDenied,
+                     "join answer's node certificate is not ours or not issued by the service");
+    }
+    COFFER_ASSIGN_OR_RETURN(secrets_.ledger_secrets,
+                            ledger_secrets_from_json(answer["ledger_secrets"]));
+
+    if (config_.local_sealing) {
+        COFFER_RETURN_IF_ERROR(seal_to_disk());
+    }
+    COFFER_RETURN_IF_ERROR(
+        write_file_atomic(path(kServiceCertFileName), secrets_.service.cert.to_pem(), 0644));
+    COFFER_RETURN_IF_ERROR(
+        write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644));
+    COFFER_RETURN_IF_ERROR(open_ledger());
+    // A joiner has no bootstrap configuration: it learns the voters from the leader's log.
+    RaftStateFile state;
+    COFFER_RETURN_IF_ERROR(write_raft_state(config_.data_dir, state));
+    COFFER_RETURN_IF_ERROR(start_replication(state));
+    if (answer.contains("peers") && answer["peers"].is_array()) {
+        for (const json& p : answer["peers"]) {
+            auto address = parse_listen_address(string_field(p, "node_address"));
+            if (address.ok()) {
+                transport_->set_address(string_field(p, "node_id"), *address);
+            }
+        }
+    }
+    COFFER_RETURN_IF_ERROR(
+        write_node_info({{"joined_at", string_field(answer, "transaction_id")}}));
+    spdlog::info("node.joined node_id={} service_fingerprint={} tx={}", secrets_.node.node_id,
+                 secrets_.service.cert.fingerprint_sha256_hex(),
+                 string_field(answer, "transaction_id"));
+    return Status();
+}
+
+}  // namespace coffer::node
