@@ -1,16 +1,28 @@
 // Tests of the `coffer` command as a user runs it: a real process, real files.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/client.h"
 
 namespace {
 
@@ -150,6 +162,226 @@ TEST_F(CliTest, ShowPrintsPublicWritesAndOnlyTheSizeOfPrivateParts) {
     EXPECT_NE(show.output.find("public note 1"), std::string::npos) << show.output;
     EXPECT_EQ(show.output.find("private payload"), std::string::npos) << show.output;
     EXPECT_NE(show.output.find("bytes (encrypted)"), std::string::npos) << show.output;
+}
+
+// --- coffer sandbox ---
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Bounds of the sandbox tests: starting N nodes, and stopping them (10 s per the sandbox's
+// own SIGTERM grace period, plus margin).
+constexpr int kSandboxStartTimeoutS = 180;
+constexpr int kSandboxStopTimeoutS = 30;
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs `coffer args...` in the background with stdout+stderr to `output`.
+pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& output) {
+    std::vector<std::string> all = {COFFER_BIN};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+// Waits for `pid` to exit; its exit code, or -1 (after SIGKILL) when it did not within
+// timeout_s or was killed by a signal.
+int wait_exit(pid_t pid, int timeout_s) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(timeout_s);
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (SteadyClock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool process_gone(int64_t pid) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(2);
+    while (kill(static_cast<pid_t>(pid), 0) == 0 && SteadyClock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+// A running `coffer sandbox`; SIGKILLed if a test ends without stopping it (its nodes then
+// get SIGTERM from the kernel, as their parent died).
+class SandboxRun {
+  public:
+    SandboxRun(const std::string& dir, int nodes) : dir_(dir), output_(dir + ".out") {
+        pid_ = spawn_coffer({"sandbox", "--nodes", std::to_string(nodes), "--dir", dir}, output_);
+    }
+    ~SandboxRun() {
+        if (pid_ > 0) {
+            wait_exit(pid_, 0);
+        }
+    }
+
+    // The sandbox.json it wrote, or null if it exited or took longer than the bound.
+    nlohmann::json wait_ready() {
+        auto deadline = SteadyClock::now() + std::chrono::seconds(kSandboxStartTimeoutS);
+        while (SteadyClock::now() < deadline) {
+            auto info = nlohmann::json::parse(slurp(dir_ + "/sandbox.json"), nullptr, false);
+            if (info.is_object() && info.value("pid", int64_t{0}) == pid_) {
+                return info;
+            }
+            int status = 0;
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                return nullptr;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return nullptr;
+    }
+
+    // SIGTERM, then its exit code (-1 if it did not exit in time).
+    int stop() {
+        kill(pid_, SIGTERM);
+        int code = wait_exit(pid_, kSandboxStopTimeoutS);
+        pid_ = -1;
+        return code;
+    }
+
+    std::string output() const { return slurp(output_); }
+
+  private:
+    std::string dir_;
+    std::string output_;
+    pid_t pid_ = -1;
+};
+
+uint16_t port_of(const std::string& address) {
+    return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
+
+coffer::net::ClientOptions client_options(const nlohmann::json& info, const std::string& address,
+                                          bool as_user) {
+    coffer::net::ClientOptions o;
+    o.port = port_of(address);
+    o.ca_cert_pem = slurp(info["service_cert"].get<std::string>());
+    if (as_user) {
+        o.client_cert_pem = slurp(info["user_cert"].get<std::string>());
+        o.client_key_pem = slurp(info["user_key"].get<std::string>());
+    }
+    return o;
+}
+
+// POSTs a message as user0 to `address` and reads it back there. Reads show committed state
+// by default, so the read is repeated (bounded) until the write has committed.
+void expect_user_write_and_read(const nlohmann::json& info, const std::string& address) {
+    constexpr int kMaxReadAttempts = 100;
+    auto client = coffer::net::HttpClient::connect(client_options(info, address, true));
+    ASSERT_TRUE(client.ok()) << client.status().to_string();
+    auto written = (*client)->request("POST", "/app/log/private",
+                                      R"({"id": 7, "msg": "hello from the sandbox test"})",
+                                      {{"content-type", "application/json"}});
+    ASSERT_TRUE(written.ok()) << written.status().to_string();
+    EXPECT_EQ(written->status, 200) << written->body;
+    coffer::Result<coffer::net::HttpResponse> read = coffer::error(coffer::Errc::kNotFound, "");
+    for (int i = 0; i < kMaxReadAttempts; ++i) {
+        read = (*client)->request("GET", "/app/log/private?id=7");
+        ASSERT_TRUE(read.ok()) << read.status().to_string();
+        if (read->status != 404) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(read->status, 200) << read->body;
+    EXPECT_NE(read->body.find("hello from the sandbox test"), std::string::npos) << read->body;
+}
+
+// The roles the nodes of a sandbox report on GET /node/state, by client address.
+std::map<std::string, std::string> roles(const nlohmann::json& info) {
+    std::map<std::string, std::string> out;
+    for (const auto& n : info["nodes"]) {
+        std::string address = n["client_address"].get<std::string>();
+        auto client = coffer::net::HttpClient::connect(client_options(info, address, false));
+        auto state = client.ok() ? (*client)->request("GET", "/node/state")
+                                 : coffer::Result<coffer::net::HttpResponse>(client.status());
+        auto body = state.ok() ? nlohmann::json::parse(state->body, nullptr, false) : nullptr;
+        out[address] = body.is_object() ? body.value("role", "") : "unreachable";
+    }
+    return out;
+}
+
+TEST_F(CliTest, SandboxOfOneNodeServesItsUserAndStopsItsNodeOnSigterm) {
+    std::string dir = dir_ + "/sandbox";
+    SandboxRun sandbox(dir, 1);
+    nlohmann::json info = sandbox.wait_ready();
+    ASSERT_TRUE(info.is_object()) << sandbox.output();
+    ASSERT_EQ(info["nodes"].size(), 1u) << info.dump();
+    EXPECT_EQ(info["nodes"][0]["node_id"].get<std::string>().size(), 64u) << info.dump();
+    int64_t node_pid = info["nodes"][0]["pid"].get<int64_t>();
+    EXPECT_EQ(kill(static_cast<pid_t>(node_pid), 0), 0);
+
+    expect_user_write_and_read(info, info["nodes"][0]["client_address"].get<std::string>());
+    RunResult second = run("sandbox --nodes 1 --dir " + dir);
+    EXPECT_EQ(second.exit_code, 1) << second.output;
+    EXPECT_NE(second.output.find("running sandbox"), std::string::npos) << second.output;
+
+    EXPECT_EQ(sandbox.stop(), 0) << sandbox.output();
+    EXPECT_TRUE(process_gone(node_pid)) << "node pid " << node_pid << " still exists";
+    EXPECT_FALSE(fs::exists(dir + "/sandbox.json"));
+    EXPECT_NE(sandbox.output().find("sandbox stopped"), std::string::npos) << sandbox.output();
+}
+
+TEST_F(CliTest, SandboxRefusesAFolderHoldingOtherFiles) {
+    std::string dir = dir_ + "/mine";
+    fs::create_directories(dir);
+    std::ofstream(dir + "/notes.txt") << "keep me";
+    RunResult r = run("sandbox --nodes 1 --dir " + dir);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("notes.txt"), std::string::npos) << r.output;
+    EXPECT_EQ(slurp(dir + "/notes.txt"), "keep me");
+    EXPECT_FALSE(fs::exists(dir + "/identities"));
+}
+
+TEST_F(CliTest, SandboxOfThreeNodesHasOneLeaderAndServesWrites) {
+    std::string dir = dir_ + "/sandbox3";
+    SandboxRun sandbox(dir, 3);
+    nlohmann::json info = sandbox.wait_ready();
+    ASSERT_TRUE(info.is_object()) << sandbox.output();
+    ASSERT_EQ(info["nodes"].size(), 3u) << info.dump();
+    std::set<std::string> ids;
+    for (const auto& n : info["nodes"]) {
+        ids.insert(n["node_id"].get<std::string>());
+    }
+    EXPECT_EQ(ids.size(), 3u) << info.dump();
+
+    std::string leader;
+    int leaders = 0;
+    for (const auto& [address, role] : roles(info)) {
+        leaders += role == "leader" ? 1 : 0;
+        leader = role == "leader" ? address : leader;
+    }
+    ASSERT_EQ(leaders, 1) << info.dump();
+    expect_user_write_and_read(info, leader);
+
+    EXPECT_EQ(sandbox.stop(), 0) << sandbox.output();
+    for (const auto& n : info["nodes"]) {
+        EXPECT_TRUE(process_gone(n["pid"].get<int64_t>())) << n.dump();
+    }
 }
 
 }  // namespace

@@ -18,6 +18,8 @@ void add_receipt_commands(CLI::App& app, int& exit_code);
 void add_node_commands(CLI::App& app, int& exit_code);
 void add_keygen_command(CLI::App& app, int& exit_code);
 void add_attestation_commands(CLI::App& app, int& exit_code);
+// `coffer sandbox`: a local service of several nodes, children of this process.
+void add_sandbox_command(CLI::App& app, int& exit_code);
 // `coffer ledger sample`, added under the `ledger` subcommand.
 void add_sample_command(CLI::App& ledger_app, int& exit_code);
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     coffer::cli::add_node_commands(app, exit_code);
     coffer::cli::add_keygen_command(app, exit_code);
     coffer::cli::add_attestation_commands(app, exit_code);
+    coffer::cli::add_sandbox_command(app, exit_code);
 
     try {
         app.parse(argc, argv);

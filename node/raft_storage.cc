@@ -109,6 +109,9 @@ Result<RaftStateFile> read_raft_state(const std::string& data_dir) {
     if (!bootstrap.ok()) {
         return corrupt(bootstrap.status().message());
     }
+    if (json(bootstrap->voters) != doc["bootstrap"]) {
+        return corrupt("bootstrap ids are not sorted and unique");
+    }
     state.bootstrap = std::move(bootstrap).value();
     return state;
 }
