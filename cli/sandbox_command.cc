@@ -60,6 +60,10 @@ constexpr size_t kMaxLogReadBytes = 64u << 20;
 constexpr int64_t kIdentityValidityS = 365 * 24 * 3600;
 // Short, so that writes made in the sandbox become Committed quickly.
 constexpr uint64_t kSignatureIntervalMs = 20;
+// A request handler holds its thread while it waits (GET /node/tx?wait_ms, linearizable
+// reads), so a sandbox serving many clients that wait for their commits needs more than the
+// default four.
+constexpr int kHttpThreads = 16;
 constexpr int kSandboxFileVersion = 1;
 constexpr const char* kSandboxFileName = "sandbox.json";
 constexpr const char* kLoopback = "127.0.0.1";
@@ -404,6 +408,7 @@ json Sandbox::node_config(const NodeProcess& proc) const {
                    {"node_address", any_port},
                    {"data_dir", proc.data_dir},
                    {"signatures", {{"interval_ms", kSignatureIntervalMs}}},
+                   {"http", {{"threads", kHttpThreads}}},
                    {"log_level", "info"}};
     if (proc.index == 0) {
         config["members"] = json::array(

@@ -330,9 +330,11 @@ Status Ledger::maybe_sign() {
         std::lock_guard lock(mu_);
         uint64_t last_signed = signatures_.empty() ? 0 : signatures_.back();
         uint64_t unsigned_entries = tree_.size() - last_signed;
+        bool previous_committed = last_signed <= committed_;
         due = unsigned_entries > 0 &&
               (unsigned_entries >= options_.signature_interval_entries ||
-               now_ms() - last_signature_ms_ >= options_.signature_interval_ms);
+               now_ms() - last_signature_ms_ >= options_.signature_interval_ms ||
+               (options_.sign_when_previous_committed && previous_committed));
     }
     return due ? sign_now() : Status::ok_status();
 }

@@ -77,6 +77,11 @@ struct LedgerOptions {
     // (view, seqno) IVs stay unique without the single-node bumps (docs/ledger.md, "Nonce
     // rule"). Needs commit_at_durable_signature = false.
     bool views_from_consensus = false;
+    // maybe_sign also signs when entries are unsigned and the last signature entry is already
+    // committed. Under consensus this pipelines signatures: a lightly loaded leader signs
+    // as soon as the previous signature committed (commit latency is then about one round
+    // trip, not the interval), while a busy one signs at most once per commit round.
+    bool sign_when_previous_committed = false;
     // Monotonic milliseconds (signature timer and chunk flush timer); empty: steady_clock.
     std::function<uint64_t()> now_ms;
 };

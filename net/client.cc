@@ -177,6 +177,9 @@ Status HttpClient::Impl::connect_tcp() {
     if (ec) {
         return error(Errc::kIo, fmt::format("cannot connect to {}: {}", peer_name(), ec.message()));
     }
+    // Small request/response exchanges: no Nagle delay.
+    ErrorCode nodelay_ignored;
+    tcp_stream.socket().set_option(tcp::no_delay(true), nodelay_ignored);
     return Status();
 }
 

@@ -687,6 +687,10 @@ void HttpServer::Impl::on_accept(const ErrorCode& ec, tcp::socket socket) {
     }
     counters_.connections_active.fetch_add(1);
     counters_.connections_accepted.fetch_add(1);
+    // Requests and responses are small and latency-bound: no Nagle delay on top of the
+    // peer's delayed ACK.
+    ErrorCode nodelay_ignored;
+    socket.set_option(tcp::no_delay(true), nodelay_ignored);
     auto session = std::make_shared<Session>(*this, std::move(socket));
     if (register_session(session.get(), session)) {
         session->start();

@@ -207,6 +207,8 @@ Status read_ledger(ObjectReader& r, NodeConfig& config) {
             sig.read_uint("interval_entries", 1, 1 << 20, config.signatures.interval_entries));
         COFFER_RETURN_IF_ERROR(
             sig.read_uint("interval_ms", 1, kMaxIntervalMs, config.signatures.interval_ms));
+        COFFER_RETURN_IF_ERROR(
+            sig.read_bool("when_previous_committed", config.signatures.when_previous_committed));
         COFFER_RETURN_IF_ERROR(sig.finish());
     }
     return Status();

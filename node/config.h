@@ -57,6 +57,9 @@ struct LedgerConfig {
 struct SignatureConfig {
     uint64_t interval_entries = 100;
     uint32_t interval_ms = 100;
+    // Also sign as soon as the previous signature committed (ledger.h,
+    // sign_when_previous_committed).
+    bool when_previous_committed = true;
 };
 
 struct HttpConfig {

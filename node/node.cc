@@ -285,6 +285,7 @@ Status Node::open_ledger() {
     // the view, and only the leader's commit index moves the commit point.
     options.commit_at_durable_signature = false;
     options.views_from_consensus = true;
+    options.sign_when_previous_committed = config_.signatures.when_previous_committed;
     COFFER_RETURN_IF_ERROR(fs_.make_dir(options.dir));
     ledger::LedgerSecrets ledger_secrets;
     for (const ledger::LedgerSecret& s : secrets_.ledger_secrets) {

@@ -16,3 +16,13 @@ if [[ -x "$build/bench/load_bench" ]]; then
   echo "==> load_bench (a single node over TLS)"
   "$build/bench/load_bench" --duration-s 3
 fi
+if [[ -x "$build/bench/replication_bench" ]]; then
+  echo
+  echo "==> replication_bench (three Coffer nodes beside three etcd members, TLS, fsync)"
+  if command -v etcd >/dev/null; then
+    "$build/bench/replication_bench" --duration-s 5 --etcd "$(command -v etcd)"
+  else
+    echo "etcd is missing (Debian package etcd-server): running the Coffer half only"
+    "$build/bench/replication_bench" --only coffer --duration-s 5
+  fi
+fi
