@@ -90,7 +90,12 @@ Status RaftNode::check_propose() const {
         return error(Errc::kFailedPrecondition,
                      "raft: not leader; leader=" + leader_.value_or(std::string("unknown")));
     }
-    if (log_.last_index() - commit_index_ >= options_.max_uncommitted_entries) {
+    // Only this leader's own backlog counts: entries inherited from earlier terms may all be
+    // uncommitted as far as this node knows (after a restart its commit index is 0 until a
+    // signature of the new term commits), and the new term's first signature must never be
+    // refused for them.
+    Index first_own = std::max(commit_index_ + 1, term_start_index_);
+    if (log_.last_index() + 1 - first_own >= options_.max_uncommitted_entries) {
         return error(Errc::kResourceExhausted, "raft: too many uncommitted entries");
     }
     return Status::ok_status();

@@ -427,6 +427,11 @@ Status Node::restart() {
         COFFER_RETURN_IF_ERROR(replicator_->campaign());
         COFFER_RETURN_IF_ERROR(replicator_->wait_leader_ready(kStartupTimeoutMs));
         COFFER_RETURN_IF_ERROR(refresh_node_record());
+        // Serve only once the new term's first signature committed: everything replayed is
+        // then reported Committed again, as it was before the restart.
+        COFFER_RETURN_IF_ERROR(ledger_->sign_now());
+        COFFER_RETURN_IF_ERROR(
+            replicator_->wait_committed(ledger_->last_seqno(), kStartupTimeoutMs));
     }
     spdlog::info("node.recovered node_id={} view={} last_seqno={} committed_seqno={}",
                  secrets_.node.node_id, store_.view(), ledger_->last_seqno(), ledger_->committed());

@@ -20,6 +20,28 @@ bool writes_signature(const kv::WriteSet& ws) {
     return ws.maps.count(std::string(ledger::kSignaturesMap)) != 0;
 }
 
+// Entries must be ledger entries whose own header and contents say the same index, term and
+// kind as the message. Checked before Raft takes the message: Raft keeps what it accepted in
+// memory, so storage must not be the first to find a malformed entry. (The cryptographic
+// checks still happen in Ledger::append_replicated; a failure there stops the node.)
+Status check_entries(const consensus::Message& msg) {
+    const auto* append = std::get_if<consensus::AppendEntries>(&msg.body);
+    if (append == nullptr) {
+        return Status::ok_status();
+    }
+    for (const consensus::Entry& e : append->entries) {
+        auto parsed = raft_entry_of(e.payload);
+        if (!parsed.ok()) {
+            return parsed.status().with_context("entry " + std::to_string(e.index) + ": ");
+        }
+        if (parsed->index != e.index || parsed->term != e.term || parsed->kind != e.kind) {
+            return error(Errc::kInvalidArgument, "entry " + std::to_string(e.index) +
+                                                     ": index, term or kind differ from its bytes");
+        }
+    }
+    return Status::ok_status();
+}
+
 }  // namespace
 
 Replicator::Replicator(ReplicatorOptions options, kv::Store& store, ledger::Ledger& ledger,
@@ -180,7 +202,10 @@ void Replicator::step(std::vector<consensus::Message> inbound) {
     {
         std::lock_guard lock(raft_mu_);
         for (const consensus::Message& m : inbound) {
-            Status received = raft_->receive(m);
+            Status received = check_entries(m);
+            if (received.ok()) {
+                received = raft_->receive(m);
+            }
             if (!received.ok()) {
                 spdlog::warn("replication.message_rejected from={} error={}", m.from,
                              received.to_string());

@@ -157,6 +157,23 @@ TEST(RaftNode, LeaderRefusesBeyondTheUncommittedBound) {
     EXPECT_EQ(node->propose(to_bytes("x"), false).status().code(), Errc::kResourceExhausted);
 }
 
+TEST(RaftNode, InheritedEntriesDoNotCountAgainstTheUncommittedBound) {
+    // A restarted node does not know its commit index: twenty recovered entries, bound 8.
+    std::vector<Entry> recovered;
+    for (Index i = 1; i < 20; ++i) {
+        recovered.push_back(data(i, 1));
+    }
+    recovered.push_back(sig(20, 1));
+    auto node = make_node("n1", {"n1"}, recovered, 1);
+    ASSERT_TRUE(node->campaign().ok());
+    ASSERT_EQ(node->role(), Role::kLeader);
+    EXPECT_TRUE(node->check_propose().ok());
+    for (int i = 0; i < 8; ++i) {
+        ASSERT_TRUE(node->propose(to_bytes("own"), false).ok()) << i;
+    }
+    EXPECT_EQ(node->propose(to_bytes("own"), true).status().code(), Errc::kResourceExhausted);
+}
+
 TEST(RaftNode, PreVoteKeepsTheTermOfAnIsolatedNode) {
     auto node = make_node("n3", {"n1", "n2", "n3"}, {}, 4);
     for (uint64_t t = 0; t <= 5000; t += 10) {
