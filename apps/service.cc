@@ -98,10 +98,17 @@ net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointR
         Caller caller = resolve_caller(node.store(), request);
         bool path_known = false;
         const Endpoint* endpoint = registry->find(request.method, request.path, path_known);
+        // A node that just joined cannot tell users from strangers before it has replicated
+        // the governance maps: it asks callers to come back rather than answer 401.
         // Followers redirect writes (and linearizable reads) to the leader; see
         // docs/replication.md, "Clients".
         std::optional<net::HttpResponse> redirect;
-        if (needs_leader(request, endpoint) && !check_policy(endpoint->policy, caller)) {
+        if (endpoint != nullptr && endpoint->policy != AuthPolicy::kAnonymous &&
+            !node.caught_up()) {
+            redirect = net::HttpResponse::error(503, "unavailable",
+                                                "this node is still catching up with the network");
+            redirect->headers.emplace_back("Retry-After", "1");
+        } else if (needs_leader(request, endpoint) && !check_policy(endpoint->policy, caller)) {
             redirect = redirect_to_leader(node, request);
         }
         net::HttpResponse response =

@@ -773,6 +773,18 @@ void Node::refresh_peer_addresses() {
                    });
 }
 
+bool Node::caught_up() {
+    if (caught_up_.load()) {
+        return true;
+    }
+    kv::Transaction tx = store_.begin();
+    if (tx.get(kNodesMap, as_bytes(node_id())).has_value()) {
+        caught_up_.store(true);
+        return true;
+    }
+    return false;
+}
+
 ReplicationStatus Node::replication_status() const {
     return replicator_ != nullptr ? replicator_->status() : ReplicationStatus{};
 }

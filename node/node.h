@@ -108,6 +108,10 @@ class Node {
     // Stops serving and the background work; signs and flushes the tail. Idempotent.
     void stop();
 
+    // True once this node's store holds its own record in the nodes map: a node that just
+    // joined has not replicated the members and users yet and must not judge callers.
+    bool caught_up();
+
     // Consensus: role, term, leader, configuration.
     ReplicationStatus replication_status() const;
     // True when this node is the leader and takes writes.
@@ -199,6 +203,7 @@ class Node {
     std::unique_ptr<PeerTransport> transport_;
     std::unique_ptr<Replicator> replicator_;
     std::atomic<Replicator*> deliver_to_{nullptr};  // set once replicator_ exists
+    std::atomic<bool> caught_up_{false};
     Metrics metrics_;
     std::unique_ptr<net::HttpServer> server_;
     std::atomic<NodeState> state_{NodeState::kStarting};

@@ -217,6 +217,16 @@ void Replicator::step(std::vector<consensus::Message> inbound) {
     }
     process(std::move(out), term);
 
+    // A leader signs here when a signature is due (ledger.h maybe_sign: the interval, or the
+    // previous signature has committed), so that the signature goes out and is flushed
+    // together with the entries it covers: one replication round commits them.
+    if (leader_ready_.load() && !failed_.load()) {
+        Status signed_now = ledger_.maybe_sign();
+        if (!signed_now.ok() && signed_now.code() != Errc::kConflict) {
+            spdlog::debug("replication.sign_failed error={}", signed_now.to_string());
+        }
+    }
+
     // Group commit: one flush covers every entry appended since the last one.
     if (!failed_.load() && ledger_.last_seqno() > ledger_.durable_seqno()) {
         auto flushed = log_store_.flush();
