@@ -2,7 +2,9 @@
 # `make demo`: the most complete flow the project has today. Writes transactions through
 # the real store and ledger, closes and reopens the ledger, verifies it offline without any
 # secret, verifies a receipt against the service certificate, and shows that no private
-# value reached the disk in clear.
+# value reached the disk in clear. Then runs a three-node network (`coffer sandbox`): writes
+# through a follower's redirect, commits on a majority, verifies a receipt, kills the leader
+# and commits again under the new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
@@ -48,62 +50,94 @@ if "$coffer" ledger verify "$out/ledger-tampered"; then
 fi
 
 echo
-echo "==> 7. a node over TLS: start it, write as a user, read back, fetch and verify a receipt"
-ids="$out/ids"
-"$coffer" keygen --name member0 --out "$ids" >/dev/null
-"$coffer" keygen --name user0 --out "$ids" >/dev/null
-cat >"$out/node.json" <<JSON
-{
-  "client_address": "127.0.0.1:0",
-  "node_address": "127.0.0.1:0",
-  "data_dir": "node-data",
-  "members": [{"certificate": "ids/member0_cert.pem",
-               "encryption_public_key": "ids/member0_enc_pubk.pem"}],
-  "users": [{"certificate": "ids/user0_cert.pem"}],
-  "signatures": {"interval_entries": 100, "interval_ms": 50},
-  "log_level": "warn"
-}
-JSON
-"$coffer" node start --config "$out/node.json" &
-node_pid=$!
-trap 'kill "$node_pid" 2>/dev/null || true' EXIT
-ports="$out/node-data/node_ports.json"
-for _ in $(seq 1 100); do
-  if [[ -f "$ports" ]] && grep -q "\"pid\": *$node_pid" "$ports"; then
-    break
+echo "==> 7. a three-node network (coffer sandbox): write, redirect, commit, receipt, failover"
+sb="$out/sandbox"
+"$coffer" sandbox --nodes 3 --dir "$sb" --quiet >"$out/sandbox.log" 2>&1 &
+sandbox_pid=$!
+trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  [[ -f "$sb/sandbox.json" ]] && break
+  if ! kill -0 "$sandbox_pid" 2>/dev/null; then
+    echo "demo: the sandbox stopped; see $out/sandbox.log"
+    cat "$out/sandbox.log"
+    exit 1
   fi
   sleep 0.1
 done
-port=$(sed -E 's/.*"client_port": *([0-9]+).*/\1/' "$ports")
-tls=(--silent --show-error --cacert "$out/node-data/service_cert.pem"
-     --cert "$ids/user0_cert.pem" --key "$ids/user0_privk.pem")
-url="https://127.0.0.1:$port"
-echo "node listening on $url"
+[[ -f "$sb/sandbox.json" ]] || { echo "demo: the sandbox did not start"; exit 1; }
+ids="$sb/identities"
+cacert="$sb/node0/data/service_cert.pem"
+tls=(--silent --show-error --cacert "$cacert" --cert "$ids/user0_cert.pem" --key "$ids/user0_privk.pem")
+field() { sed -E "s/.*\"$2\": *\"?([^\",}]*).*/\1/" "$1"; }
+port_of() { field "$sb/node$1/data/node_ports.json" client_port; }
+pid_of() { field "$sb/node$1/data/node_ports.json" pid; }
+leader_index() {
+  for i in 0 1 2; do
+    if kill -0 "$(pid_of "$i")" 2>/dev/null &&
+      curl --silent --max-time 2 --cacert "$cacert" "https://127.0.0.1:$(port_of "$i")/node/state" |
+      grep -q '"role":"leader"'; then
+      echo "$i"
+      return
+    fi
+  done
+}
+leader=$(leader_index)
+follower=$(( (leader + 1) % 3 ))
+echo "node $leader leads; nodes listen on ports $(port_of 0), $(port_of 1), $(port_of 2)"
+furl="https://127.0.0.1:$(port_of "$follower")"
+echo "a write sent to follower $follower is redirected to the leader:"
+curl "${tls[@]}" -o /dev/null -w '  HTTP %{http_code} -> %{redirect_url}\n' -X POST "$furl/app/log/private" \
+  -H 'content-type: application/json' -d '{"id": 0, "msg": "private message 0"}'
 for i in $(seq 1 20); do
-  curl "${tls[@]}" -X POST "$url/app/log/private" -H 'content-type: application/json' \
+  curl "${tls[@]}" -L -X POST "$furl/app/log/private" -H 'content-type: application/json' \
     -d "{\"id\": $i, \"msg\": \"private message $i\"}" >/dev/null
 done
-tx=$(curl "${tls[@]}" -X POST "$url/app/log/public" -H 'content-type: application/json' \
+tx=$(curl "${tls[@]}" -L -X POST "$furl/app/log/public" -H 'content-type: application/json' \
   -d '{"id": 1, "msg": "hello from the demo"}' | sed -E 's/.*"transaction_id": *"([0-9.]+)".*/\1/')
-echo "public write accepted as transaction $tx (pending until signed); read back:"
-curl "${tls[@]}" "$url/app/log/public?id=1"
+echo "public write accepted as transaction $tx; waiting until a majority holds it:"
+curl "${tls[@]}" "$furl/node/tx?transaction_id=$tx&wait_ms=5000"
 echo
+echo "read back on follower $follower (its committed state):"
+for _ in $(seq 1 50); do
+  answer=$(curl "${tls[@]}" "$furl/app/log/public?id=1")
+  grep -q hello <<<"$answer" && break
+  sleep 0.1
+done
+echo "$answer"
 for _ in $(seq 1 100); do
   code=$(curl "${tls[@]}" -o "$out/node-receipt.json" -w '%{http_code}' \
-    "$url/app/receipt?transaction_id=$tx")
+    "$furl/app/receipt?transaction_id=$tx")
   [[ "$code" == 200 ]] && break
   sleep 0.1
 done
-"$coffer" receipt verify "$out/node-receipt.json" --service-cert "$out/node-data/service_cert.pem"
+"$coffer" receipt verify "$out/node-receipt.json" --service-cert "$cacert"
 echo "a member may not use the user app (expect 403):"
-curl --silent --cacert "$out/node-data/service_cert.pem" --cert "$ids/member0_cert.pem" \
-  --key "$ids/member0_privk.pem" "$url/app/log/public?id=1"
+curl --silent --cacert "$cacert" --cert "$ids/member0_cert.pem" \
+  --key "$ids/member0_privk.pem" "$furl/app/log/public?id=1"
 echo
-kill -TERM "$node_pid"
-wait "$node_pid" || true
+echo "kill the leader (node $leader) with SIGKILL; the other two elect a new one and go on:"
+killed_at=$(date +%s%N)
+kill -KILL "$(pid_of "$leader")"
+new_leader=""
+for _ in $(seq 1 100); do
+  new_leader=$(leader_index)
+  [[ -n "$new_leader" && "$new_leader" != "$leader" ]] && break
+  sleep 0.1
+done
+[[ -n "$new_leader" && "$new_leader" != "$leader" ]] || { echo "demo: no new leader"; exit 1; }
+lurl="https://127.0.0.1:$(port_of "$new_leader")"
+tx2=$(curl "${tls[@]}" -X POST "$lurl/app/log/public" -H 'content-type: application/json' \
+  -d '{"id": 2, "msg": "written after the failover"}' | sed -E 's/.*"transaction_id": *"([0-9.]+)".*/\1/')
+status=$(curl "${tls[@]}" "$lurl/node/tx?transaction_id=$tx2&wait_ms=5000")
+echo "node $new_leader leads; transaction $tx2: $status, $(( ($(date +%s%N) - killed_at) / 1000000 )) ms after the kill"
+grep -q Committed <<<"$status" || { echo "demo: no commit after the failover"; exit 1; }
+kill -TERM "$sandbox_pid"
+wait "$sandbox_pid" || true
 trap - EXIT
-"$coffer" ledger verify "$out/node-data/ledger" --service-cert "$out/node-data/service_cert.pem"
-if grep -rq "private message 7" "$out/node-data"; then
+for i in 0 1 2; do
+  "$coffer" ledger verify "$sb/node$i/data/ledger" --service-cert "$cacert"
+done
+if grep -rq "private message 7" "$sb"/node*/data; then
   echo "demo: a private message reached the disk in clear"
   exit 1
 fi
