@@ -38,6 +38,7 @@ constexpr std::string_view kTrustedMeasurementsMap = "public:coffer.gov.trusted_
 constexpr std::string_view kServiceStatusOpen = "open";
 constexpr std::string_view kMemberStatusActive = "active";
 constexpr std::string_view kNodeStatusTrusted = "trusted";
+constexpr std::string_view kNodeStatusRetired = "retired";
 
 // Bound on one governance value read back from the store.
 constexpr size_t kMaxGovernanceJsonDepth = 16;

@@ -173,6 +173,44 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
                 {"transaction_id", committed->id.to_string()}};
 }
 
+Result<std::string> Node::retire_node(const std::string& node_id_to_retire) {
+    if (!is_leader()) {
+        return error(Errc::kFailedPrecondition, "not leader");
+    }
+    consensus::Configuration current = replication_status().configuration;
+    if (!current.contains(node_id_to_retire)) {
+        return error(Errc::kNotFound, "node " + node_id_to_retire + " is not a voter");
+    }
+    if (current.voters.size() == 1) {
+        return error(Errc::kInvalidArgument, "the last voter of a network cannot retire");
+    }
+    std::vector<consensus::NodeId> voters;
+    for (const consensus::NodeId& id : current.voters) {
+        if (id != node_id_to_retire) {
+            voters.push_back(id);
+        }
+    }
+    COFFER_ASSIGN_OR_RETURN(consensus::Configuration next,
+                            consensus::make_configuration(std::move(voters)));
+    auto committed = commit([&](kv::Transaction& tx) -> Status {
+        COFFER_ASSIGN_OR_RETURN(auto record,
+                                read_governance_value(tx, kNodesMap, node_id_to_retire));
+        if (!record.has_value()) {
+            return error(Errc::kNotFound, "node " + node_id_to_retire + " has no record");
+        }
+        (*record)["status"] = std::string(kNodeStatusRetired);
+        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kNodesMap, node_id_to_retire, *record));
+        return tx.put(kConfigurationMap, as_bytes(kConfigurationKey),
+                      as_bytes(configuration_value(next)));
+    });
+    if (!committed.ok()) {
+        return committed.status();
+    }
+    spdlog::info("node.retire_proposed node_id={} tx={} voters_left={}", node_id_to_retire,
+                 committed->id.to_string(), next.voters.size());
+    return committed->id.to_string();
+}
+
 Status Node::join_network() {
     const JoinConfig& join = *config_.join;
     COFFER_ASSIGN_OR_RETURN(std::string service_pem,

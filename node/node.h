@@ -136,6 +136,13 @@ class Node {
     Result<nlohmann::json> admit_node(const std::string& client_cert_der,
                                       const nlohmann::json& request);
 
+    // Leader only: retires a voter (docs/replication.md, "Retiring a node"): commits its
+    // record with status "retired" and the configuration without it, and returns the
+    // transaction id. Retiring the leader itself works: it leads until the change commits,
+    // then steps down. Errors: kFailedPrecondition (not leader, a configuration change in
+    // progress), kNotFound (not a voter), kInvalidArgument (the last voter), commit errors.
+    Result<std::string> retire_node(const std::string& node_id);
+
     // Runs `body` in a transaction and commits it, retrying up to kMaxCommitAttempts times
     // on kConflict and flushing when the ledger's unflushed batch is full. Records the
     // commit latency. Errors: the body's error; kNoSpace while the disk is full;

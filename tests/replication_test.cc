@@ -930,6 +930,69 @@ TEST_F(ReplicationTest, RestartedFollowerCatchesUpOnMissedWrites) {
     EXPECT_EQ(parse(tx->body).value("status", ""), "Committed");
 }
 
+// Retirement is a replicated configuration change: first a follower, then the leader itself,
+// which leads until the change commits and then steps down; the remaining voters go on.
+TEST_F(ReplicationTest, RetiringAFollowerAndThenTheLeaderKeepsTheServiceWriting) {
+    auto [l, state] = leader();
+    ASSERT_GE(l, 0);
+    int f = (l + 1) % network_->size();
+    auto f_state = network_->state(f);
+    ASSERT_TRUE(f_state.has_value());
+
+    auto as_member = client(l, &network_->member());
+    ASSERT_NE(as_member, nullptr);
+    auto as_user = client(l, &network_->user(0));
+    ASSERT_NE(as_user, nullptr);
+    auto refused =
+        as_user->request("POST", "/node/retire", json{{"node_id", f_state->node_id}}.dump());
+    ASSERT_TRUE(refused.ok());
+    EXPECT_EQ(refused->status, 403) << "only members may retire nodes";
+    auto unknown = as_member->request("POST", "/node/retire", json{{"node_id", "nobody"}}.dump());
+    ASSERT_TRUE(unknown.ok());
+    EXPECT_EQ(unknown->status, 404) << unknown->body;
+
+    auto retired =
+        as_member->request("POST", "/node/retire", json{{"node_id", f_state->node_id}}.dump());
+    ASSERT_TRUE(retired.ok());
+    ASSERT_EQ(retired->status, 200) << retired->body;
+    ASSERT_TRUE(
+        wait_tx_committed(*network_, parse(retired->body)["transaction_id"], kSettleWaitMs));
+    auto after = network_->state(l);
+    ASSERT_TRUE(after.has_value());
+    EXPECT_EQ(after->voters.size(), 2u);
+    EXPECT_EQ(std::count(after->voters.begin(), after->voters.end(), f_state->node_id), 0);
+
+    // Now the leader retires itself; the one voter left takes over and writes go on.
+    auto self = as_member->request("POST", "/node/retire", json{{"node_id", state.node_id}}.dump());
+    ASSERT_TRUE(self.ok());
+    ASSERT_EQ(self->status, 200) << self->body;
+    int survivor = -1;
+    for (int i = 0; i < network_->size(); ++i) {
+        if (i != l && i != f) {
+            survivor = i;
+        }
+    }
+    auto deadline = Clock::now() + std::chrono::milliseconds(kElectionWaitMs);
+    std::optional<NodeStateView> s;
+    while (Clock::now() < deadline) {
+        s = network_->state(survivor);
+        if (s && s->role == "leader" && s->voters.size() == 1) {
+            break;
+        }
+        sleep_ms(20);
+    }
+    ASSERT_TRUE(s.has_value());
+    ASSERT_EQ(s->role, "leader") << "the last voter did not take over";
+    auto tx = write_following_redirects(*network_, survivor, network_->user(0), "/app/log/public",
+                                        json{{"id", 777}, {"msg", "after retirements"}}.dump(),
+                                        kSettleWaitMs);
+    ASSERT_TRUE(tx.has_value());
+    EXPECT_TRUE(wait_tx_committed(*network_, *tx, kSettleWaitMs));
+    auto old_leader = network_->state(l);
+    ASSERT_TRUE(old_leader.has_value());
+    EXPECT_NE(old_leader->role, "leader");
+}
+
 // A network formed without waiting for the joined nodes to catch up.
 class ReplicationJoinTest : public ReplicationTest {
   protected:
