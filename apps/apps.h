@@ -24,6 +24,10 @@ constexpr std::string_view kLogPrivateMap = "logging.private";
 constexpr std::string_view kLogPublicMap = "public:logging.public";
 // The response header that carries the transaction id of a write.
 constexpr std::string_view kTxIdHeader = "x-coffer-tx-id";
+// Request header: hold a write's answer until its transaction leaves Pending (at most this
+// many ms, capped by node::kMaxClientWaitMs); the answer then carries kTxStatusHeader.
+constexpr std::string_view kWaitHeader = "x-coffer-wait-ms";
+constexpr std::string_view kTxStatusHeader = "x-coffer-tx-status";
 // Query parameter `consistency` of reads: "committed" (the default: this node's committed
 // state) or "linearizable" (the leader confirms it still leads before reading).
 constexpr std::string_view kLinearizable = "linearizable";

@@ -1,5 +1,7 @@
 #include "apps/apps.h"
 
+#include <charconv>
+
 namespace coffer::apps {
 
 namespace {
@@ -82,6 +84,36 @@ std::optional<net::HttpResponse> redirect_to_leader(node::Node& node,
     return r;
 }
 
+// A write whose request carries `x-coffer-wait-ms: N` (0 to kMaxClientWaitMs) is answered
+// only once its transaction left Pending or N ms passed, with the status in
+// `x-coffer-tx-status`: one round trip from write to Committed, without polling.
+void wait_for_commit(node::Node& node, const net::HttpRequest& request,
+                     net::HttpResponse& response) {
+    auto wait = request.header(kWaitHeader);
+    if (!wait.has_value() || response.status != 200) {
+        return;
+    }
+    std::optional<std::string> tx_text;
+    for (const auto& [name, value] : response.headers) {
+        if (name == kTxIdHeader) {
+            tx_text = value;
+        }
+    }
+    uint64_t wait_ms = 0;
+    auto [end, ec] = std::from_chars(wait->data(), wait->data() + wait->size(), wait_ms);
+    if (!tx_text.has_value() || ec != std::errc() || end != wait->data() + wait->size()) {
+        return;
+    }
+    auto id = kv::TxId::parse(*tx_text);
+    if (!id.ok()) {
+        return;
+    }
+    (void)node.wait_committed(id->seqno, std::min(wait_ms, node::kMaxClientWaitMs));
+    ledger::TxStatus status = node.ledger().tx_status(*id);
+    response.headers.emplace_back(std::string(kTxStatusHeader),
+                                  std::string(ledger::tx_status_name(status)));
+}
+
 bool needs_leader(const net::HttpRequest& request, const Endpoint* endpoint) {
     if (endpoint == nullptr) {
         return false;
@@ -113,6 +145,9 @@ net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointR
         }
         net::HttpResponse response =
             redirect.has_value() ? std::move(*redirect) : registry->dispatch(request, caller);
+        if (!redirect.has_value()) {
+            wait_for_commit(node, request, response);
+        }
         node.metrics().count_request(
             endpoint != nullptr ? endpoint->method + " " + endpoint->path : "unmatched",
             response.status);

@@ -770,19 +770,28 @@ Status wait_committed(coffer::net::HttpClient& c, const std::string& tx, Clock::
                             : coffer::error(Errc::kFailedPrecondition, "tx " + tx + " " + s);
 }
 
-// POST /app/log/public, then wait for Committed (anything else is an error).
+// POST /app/log/public with x-coffer-wait-ms, so that the node answers once the write is
+// Committed (one request per write, as etcd's put); anything else is an error. A node that
+// answers early (still Pending) is asked again with GET /node/tx.
 WriteOp coffer_write(const Options& o) {
     std::string msg(o.value_bytes, 'x');
     uint64_t nonce = static_cast<uint64_t>(std::time(nullptr)) & 0xFFFFF;
     return [msg, nonce](coffer::net::HttpClient& c, int t, uint64_t n) -> Status {
         auto begin = Clock::now();
         uint64_t id = (nonce << 32) | (static_cast<uint64_t>(t) << 24) | n;
-        auto post = parse_response(
-            c.request("POST", "/app/log/public", json_body({{"id", id}, {"msg", msg}}),
-                      {{"content-type", "application/json"}}),
-            "write");
+        auto response = c.request("POST", "/app/log/public", json_body({{"id", id}, {"msg", msg}}),
+                                  {{"content-type", "application/json"},
+                                   {"x-coffer-wait-ms", std::to_string(kCommitWaitMs)}});
+        if (!response.ok()) {
+            return response.status();
+        }
+        std::optional<std::string> status = response->header("x-coffer-tx-status");
+        auto post = parse_response(response, "write");
         if (!post.ok()) {
             return post.status();
+        }
+        if (status.has_value() && *status == "Committed") {
+            return Status();
         }
         std::string tx = post->value("transaction_id", "");
         if (tx.empty() || tx.find_first_not_of("0123456789.") != std::string::npos) {
