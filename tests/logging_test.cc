@@ -172,3 +172,50 @@ TEST_F(LoggingTest, ReceiptAnswersPendingUnknownAndMalformedIds) {
 
 }  // namespace
 }  // namespace coffer::e2e
+
+namespace coffer::e2e {
+namespace {
+
+TEST_F(LoggingTest, WritesCanWaitForTheirCommitAndReadsNameTheirConsistency) {
+    auto c = client(&user_);
+    ASSERT_NE(c, nullptr);
+    // x-coffer-wait-ms: the answer comes once the write is Committed.
+    auto w = c->request("POST", "/app/log/public", json{{"id", 42}, {"msg", "waited"}}.dump(),
+                        {{"content-type", "application/json"}, {"x-coffer-wait-ms", "5000"}});
+    ASSERT_TRUE(w.ok());
+    ASSERT_EQ(w->status, 200) << w->body;
+    EXPECT_EQ(w->header("x-coffer-tx-status").value_or(""), "Committed");
+    std::string tx = parse(w->body).value("transaction_id", "");
+    // Without the header nothing waits and no status is added.
+    auto plain = c->request("POST", "/app/log/public", json{{"id", 43}, {"msg", "p"}}.dump());
+    ASSERT_TRUE(plain.ok());
+    EXPECT_FALSE(plain->header("x-coffer-tx-status").has_value());
+
+    // A committed read sees the waited write; latest and linearizable too (single node).
+    for (const char* consistency : {"committed", "latest", "linearizable"}) {
+        auto r = c->request("GET", std::string("/app/log/public?id=42&consistency=") + consistency);
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->status, 200) << consistency << " " << r->body;
+        EXPECT_EQ(parse(r->body).value("msg", ""), "waited") << consistency;
+    }
+    auto bad = c->request("GET", "/app/log/public?id=42&consistency=eventual");
+    ASSERT_TRUE(bad.ok());
+    EXPECT_EQ(bad->status, 400);
+
+    // GET /node/tx?wait_ms: bounded and validated.
+    auto waited = c->request("GET", "/node/tx?transaction_id=" + tx + "&wait_ms=1000");
+    ASSERT_TRUE(waited.ok());
+    EXPECT_EQ(parse(waited->body).value("status", ""), "Committed");
+    for (const char* wait : {"-1", "abc", "10001", "5x"}) {
+        auto r = c->request("GET", "/node/tx?transaction_id=" + tx + "&wait_ms=" + wait);
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->status, 400) << wait;
+    }
+    // A transaction that was never written is Unknown, not waited for.
+    auto unknown = c->request("GET", "/node/tx?transaction_id=99.999999&wait_ms=300");
+    ASSERT_TRUE(unknown.ok());
+    EXPECT_EQ(parse(unknown->body).value("status", ""), "Unknown");
+}
+
+}  // namespace
+}  // namespace coffer::e2e
