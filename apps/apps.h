@@ -29,12 +29,10 @@ constexpr std::string_view kTxIdHeader = "x-coffer-tx-id";
 constexpr std::string_view kWaitHeader = "x-coffer-wait-ms";
 constexpr std::string_view kTxStatusHeader = "x-coffer-tx-status";
 // Query parameter `consistency` of reads: "committed" (the default: this node's committed
-// state) or "linearizable" (the leader confirms it still leads before reading).
+// state) or "linearizable" (the leader confirms it still leads before reading). Nothing
+// serves Pending writes: they may still be rolled back.
 constexpr std::string_view kLinearizable = "linearizable";
 constexpr std::string_view kCommitted = "committed";
-// "latest": this node's newest state, Pending writes included (read-your-writes on the leader;
-// it may later be rolled back).
-constexpr std::string_view kLatest = "latest";
 // How long a linearizable read waits for its read index.
 constexpr uint64_t kLinearizableReadTimeoutMs = 5000;
 // The largest message the logging app stores (the HTTP body limit applies first).

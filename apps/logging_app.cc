@@ -127,10 +127,10 @@ net::HttpResponse get_message(node::Node& node, std::string_view map,
             return r;
         }
         point = *confirmed;
-    } else if (consistency == kLatest) {
-        point = node.store().current().seqno;
     } else {
-        return bad_request("consistency must be committed, linearizable or latest");
+        // No "latest" level on purpose: a Pending write may still be rolled back (a paused
+        // old leader accepts writes in its stale term), and must never be served as data.
+        return bad_request("consistency must be committed or linearizable");
     }
     std::optional<kv::TxId> found = tx_id_at(node, point);
     if (!found.has_value()) {
@@ -171,11 +171,11 @@ Status register_pair(EndpointRegistry& registry, node::Node& node, const std::st
     get.path = path;
     get.policy = AuthPolicy::kUser;
     get.description = "read message ?id=N from " + std::string(map) +
-                      " (&consistency=committed (default), linearizable or latest)";
+                      " (&consistency=committed (default) or linearizable)";
     get.handler = [n, map](const net::HttpRequest& r, const Caller&) {
         return get_message(*n, map, r);
     };
-    get.example_query = "id=" + std::to_string(example_id) + "&consistency=latest";
+    get.example_query = "id=" + std::to_string(example_id) + "&consistency=committed";
     return registry.add(std::move(get));
 }
 

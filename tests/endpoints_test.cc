@@ -116,8 +116,10 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
                 // replication_test covers both; the policy is still checked for the others.
                 continue;
             }
-            auto r = c->request(method, target, e["example_body"].get<std::string>(),
-                                {{"content-type", "application/json"}});
+            // Writes wait for their commit, so that the example reads that follow find them.
+            auto r =
+                c->request(method, target, e["example_body"].get<std::string>(),
+                           {{"content-type", "application/json"}, {"x-coffer-wait-ms", "5000"}});
             ASSERT_TRUE(r.ok()) << method << " " << target << ": " << r.status().to_string();
             std::string what = method + " " + target + " as caller " +
                                std::to_string(static_cast<int>(kind)) + ": " +

@@ -993,6 +993,83 @@ TEST_F(ReplicationTest, RetiringAFollowerAndThenTheLeaderKeepsTheServiceWriting)
     EXPECT_NE(old_leader->role, "leader");
 }
 
+// Field case CON-4: a paused old leader resumes, still believing it leads, and is asked at
+// once to read and to write. It must not serve the write as data, anywhere, ever; its reads
+// name the state they reflect; it stops claiming leadership within an election timeout.
+TEST_F(ReplicationTest, PausedOldLeaderServesNothingFreshLooking) {
+    auto [old, old_state] = leader();
+    ASSERT_GE(old, 0);
+    auto old_user = client(old, &network_->user(0));
+    ASSERT_NE(old_user, nullptr);
+    network_->node(old).pause();
+    sleep_ms(3 * 1000);  // three times the longest election timeout
+
+    auto [next, next_state] = leader(old_state.term, old);
+    ASSERT_GE(next, 0);
+    ASSERT_NE(next, old);
+    auto fresh = client(next, &network_->user(0));
+    ASSERT_NE(fresh, nullptr);
+    auto seven = fresh->request("POST", "/app/log/public", json{{"id", 7}, {"msg", "new"}}.dump(),
+                                {{"x-coffer-wait-ms", "5000"}});
+    ASSERT_TRUE(seven.ok());
+    ASSERT_EQ(seven->header("x-coffer-tx-status").value_or(""), "Committed") << seven->body;
+    std::string seven_tx = parse(seven->body).value("transaction_id", "");
+
+    network_->node(old).resume();
+    // Back to back, before the old leader can hear from the others.
+    auto read = old_user->request("GET", "/app/log/public?id=7");
+    auto stale =
+        old_user->request("POST", "/app/log/public", json{{"id", 8}, {"msg", "stale"}}.dump());
+    ASSERT_TRUE(read.ok());
+    if (read->status == 200) {
+        // Whatever it served carries the id of the state it read.
+        EXPECT_FALSE(read->header("x-coffer-tx-id").value_or("").empty());
+    }
+    std::string stale_tx;
+    if (stale.ok() && stale->status == 200) {
+        stale_tx = parse(stale->body).value("transaction_id", "");
+    }
+
+    // Within an election timeout the old leader no longer claims to lead.
+    auto deadline = Clock::now() + std::chrono::milliseconds(1000);
+    std::optional<NodeStateView> s;
+    while (Clock::now() < deadline) {
+        s = network_->state(old);
+        if (s && s->role != "leader") {
+            break;
+        }
+        sleep_ms(20);
+    }
+    ASSERT_TRUE(s.has_value());
+    EXPECT_NE(s->role, "leader") << "the resumed old leader still claims leadership";
+
+    // The stale write never commits, and key 8 is readable nowhere, key 7 everywhere.
+    if (!stale_tx.empty()) {
+        auto status =
+            fresh->request("GET", "/node/tx?transaction_id=" + stale_tx + "&wait_ms=2000");
+        ASSERT_TRUE(status.ok());
+        EXPECT_NE(parse(status->body).value("status", ""), "Committed") << stale_tx;
+    }
+    ASSERT_TRUE(network_->wait_all_committed(
+        static_cast<uint64_t>(std::stoull(seven_tx.substr(seven_tx.find('.') + 1))),
+        kCatchUpWaitMs));
+    for (int i = 0; i < network_->size(); ++i) {
+        auto c = client(i, &network_->user(0));
+        ASSERT_NE(c, nullptr);
+        auto eight = c->request("GET", "/app/log/public?id=8");
+        ASSERT_TRUE(eight.ok());
+        EXPECT_NE(eight->status, 200) << "node " << i << " serves the stale write: " << eight->body;
+        auto seven_back = c->request("GET", "/app/log/public?id=7");
+        ASSERT_TRUE(seven_back.ok());
+        EXPECT_EQ(parse(seven_back->body).value("msg", ""), "new") << "node " << i;
+    }
+    if (!stale_tx.empty()) {
+        auto status = fresh->request("GET", "/node/tx?transaction_id=" + stale_tx);
+        ASSERT_TRUE(status.ok());
+        EXPECT_EQ(parse(status->body).value("status", ""), "Invalid") << stale_tx;
+    }
+}
+
 // A network formed without waiting for the joined nodes to catch up.
 class ReplicationJoinTest : public ReplicationTest {
   protected:
