@@ -127,6 +127,13 @@ net::HttpResponse PeerTransport::handle(const net::HttpRequest& request) {
                      peer.status().to_string());
         return net::HttpResponse::error(403, "forbidden", peer.status().message());
     }
+    auto version = request.header(kTransportVersionHeader);
+    if (!version.has_value() || *version != std::to_string(kTransportFormatVersion)) {
+        ++refused_;
+        return net::HttpResponse::error(
+            400, "unsupported",
+            "transport version must be " + std::to_string(kTransportFormatVersion));
+    }
     auto messages = parse_framed_messages(request.body);
     if (!messages.ok()) {
         ++refused_;
@@ -248,6 +255,7 @@ void PeerTransport::sender_loop(const std::shared_ptr<Peer>& peer) {
         if (client != nullptr) {
             net::HeaderList headers = {
                 {std::string(kNodeAddressHeader), advertised_address().to_string()},
+                {std::string(kTransportVersionHeader), std::to_string(kTransportFormatVersion)},
                 {"Content-Type", "application/octet-stream"}};
             auto response = client->request("POST", kConsensusMessagesPath, frame_messages(batch),
                                             std::move(headers));

@@ -36,7 +36,11 @@ constexpr std::string_view kConsensusMessagesPath = "/consensus/messages";
 // Header by which a sender says where it listens, so that a peer can answer a node it has
 // not seen in the nodes map yet (a joining node, or one restarted on another port).
 constexpr std::string_view kNodeAddressHeader = "x-coffer-node-address";
+// Version of the batch framing (docs/formats/consensus-messages.md, "Transport"), sent in
+// kTransportVersionHeader; a receiver refuses other versions (each message also carries its
+// own format version).
 constexpr uint32_t kTransportFormatVersion = 1;
+constexpr std::string_view kTransportVersionHeader = "x-coffer-transport-version";
 // Messages waiting for one peer; beyond it the oldest are dropped.
 constexpr size_t kMaxQueuedMessagesPerPeer = 4096;
 // Bytes of messages in one request body (a larger single message goes alone).
