@@ -16,7 +16,9 @@
 //      `reads`, react to `role_changed`.
 // When the storage has made entries durable it calls on_flushed(durable index), where the
 // index reflects every log op applied so far (after a truncation the durable index never
-// covers entries that were rewritten and not yet flushed again).
+// covers entries that were rewritten and not yet flushed again). After a truncation the
+// durable index may come back to a value reported before, for entries that are new: it must
+// be reported again (a caller that skips "unchanged" values stalls commits).
 //
 // Thread-safety: none. One RaftNode is used by one thread (or under one lock).
 #pragma once

@@ -76,7 +76,6 @@ Result<std::unique_ptr<Replicator>> Replicator::start(ReplicatorOptions options,
     std::unique_ptr<Replicator> r(new Replicator(std::move(options), store, ledger, transport,
                                                  state.bootstrap, std::move(on_fatal)));
     r->raft_ = std::move(node);
-    r->reported_durable_ = ledger.durable_seqno();
     {
         std::lock_guard lock(r->raft_mu_);
         r->raft_->on_flushed(ledger.durable_seqno());
@@ -235,17 +234,24 @@ void Replicator::step(std::vector<consensus::Message> inbound) {
             return;
         }
     }
-    consensus::Index durable = ledger_.durable_seqno();
-    if (!failed_.load() && durable != reported_durable_) {
-        reported_durable_ = durable;
-        {
-            std::lock_guard lock(raft_mu_);
-            raft_->on_flushed(durable);
-            out = raft_->take_output();
-            term = raft_->term();
-        }
-        process(std::move(out), term);
+    // Raft is told whenever the ledger holds more durably than Raft knows of. Comparing with
+    // the last value reported instead would miss entries rewritten after a truncation (which
+    // lowers Raft's durable index) that bring the ledger back to that same value: the node
+    // would then never acknowledge them, nor a leader count itself, until a later entry.
+    if (failed_.load()) {
+        return;
     }
+    consensus::Index durable = ledger_.durable_seqno();
+    {
+        std::lock_guard lock(raft_mu_);
+        if (durable <= raft_->durable_index()) {
+            return;
+        }
+        raft_->on_flushed(durable);
+        out = raft_->take_output();
+        term = raft_->term();
+    }
+    process(std::move(out), term);
 }
 
 void Replicator::process(consensus::Output out, consensus::Term term) {

@@ -157,7 +157,6 @@ class Replicator final : public kv::CommitHook {
     std::atomic<bool> leader_ready_{false};
     std::atomic<bool> failed_{false};
     std::atomic<bool> stopped_{false};
-    consensus::Index reported_durable_ = 0;  // replication thread only
 };
 
 }  // namespace coffer::node
