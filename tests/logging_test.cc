@@ -94,11 +94,15 @@ TEST_F(LoggingTest, MessagesReceiptsAndRestartsKeepEveryCommittedWrite) {
     auto c = client(&user_);
     ASSERT_NE(c, nullptr);
     std::map<int, std::string> private_tx;
+    std::string last_tx;
     for (int i = 0; i < kMessages; ++i) {
         private_tx[i] = post(*c, "private", static_cast<uint64_t>(i), private_msg(i));
         ASSERT_FALSE(private_tx[i].empty());
-        ASSERT_FALSE(post(*c, "public", static_cast<uint64_t>(i), public_msg(i)).empty());
+        last_tx = post(*c, "public", static_cast<uint64_t>(i), public_msg(i));
+        ASSERT_FALSE(last_tx.empty());
     }
+    // Reads serve committed state: wait until the last write is in it.
+    ASSERT_TRUE(wait_committed(*c, last_tx, kCommitTimeoutMs));
     expect_all_readable(*c, kMessages);
 
     // A receipt for one private write, verified in process and by the CLI.
