@@ -209,6 +209,10 @@ void RaftNode::become_leader() {
     advance_leader_commit();
 }
 
+void RaftNode::advance_clock(uint64_t now_ms) {
+    now_ms_ = std::max(now_ms_, now_ms);
+}
+
 void RaftNode::tick(uint64_t now_ms) {
     now_ms_ = std::max(now_ms_, now_ms);
     if (role_ == Role::kLeader) {

@@ -161,6 +161,13 @@ class RaftNode {
     // check-quorum, snapshot and entry retransmission.
     void tick(uint64_t now_ms);
 
+    // Moves the clock forward (never backwards) without running timers. A caller that queued
+    // messages calls it before receive() so that they are stamped with the time they are
+    // handed over, not with the last tick's (a slow storage call between two ticks would
+    // otherwise make a leader drop for check-quorum, or a follower campaign, right after
+    // hearing from its peers).
+    void advance_clock(uint64_t now_ms);
+
     // Handles one message addressed to this node. Errors (the message changes nothing and is
     // counted in stats().messages_rejected): kInvalidArgument when it is not addressed to this
     // node or contradicts the protocol (e.g. entries with decreasing terms), which an honest

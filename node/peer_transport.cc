@@ -88,16 +88,16 @@ Result<std::string> PeerTransport::authenticate(const net::HttpRequest& request)
     if (!request.client_cert_der.has_value() || !request.client_cert_fingerprint.has_value()) {
         return error(Errc::kPermissionDenied, "no client certificate");
     }
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
     {
         std::lock_guard lock(mu_);
         auto it = verified_.find(*request.client_cert_fingerprint);
-        if (it != verified_.end()) {
-            return it->second;
+        if (it != verified_.end() && now <= it->second.second) {
+            return it->second.first;
         }
     }
     COFFER_ASSIGN_OR_RETURN(crypto::Certificate cert,
                             crypto::Certificate::from_der(as_bytes(*request.client_cert_der)));
-    int64_t now = static_cast<int64_t>(std::time(nullptr));
     Status chain = crypto::verify_certificate_chain(cert, {}, options_.service_cert, now);
     if (!chain.ok()) {
         return error(Errc::kPermissionDenied,
@@ -109,7 +109,7 @@ Result<std::string> PeerTransport::authenticate(const net::HttpRequest& request)
     if (verified_.size() >= kMaxVerifiedPeerCerts) {
         verified_.clear();
     }
-    verified_[*request.client_cert_fingerprint] = id;
+    verified_[*request.client_cert_fingerprint] = {id, cert.not_after_unix()};
     return id;
 }
 

@@ -109,7 +109,9 @@ class PeerTransport {
     mutable std::mutex mu_;
     bool stopping_ = false;
     std::map<consensus::NodeId, std::shared_ptr<Peer>> peers_;
-    std::map<std::string, std::string> verified_;  // cert fingerprint -> node id
+    // Verified certificates: fingerprint -> (node id, not-after), so that an expired one is
+    // verified again (and refused) rather than trusted from the cache.
+    std::map<std::string, std::pair<std::string, int64_t>> verified_;
 
     std::atomic<uint64_t> sent_{0};
     std::atomic<uint64_t> received_{0};

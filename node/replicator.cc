@@ -105,7 +105,7 @@ void Replicator::stop() {
     }
     leader_ready_.store(false);
     stopped_.store(true);
-    wait_cv_.notify_all();
+    notify_waiters();
     // The ledger takes its own commits again (a stopping node signs its tail through it).
     store_.set_commit_hook(&ledger_);
 }
@@ -200,6 +200,7 @@ void Replicator::step(std::vector<consensus::Message> inbound) {
     consensus::Term term = 0;
     {
         std::lock_guard lock(raft_mu_);
+        raft_->advance_clock(steady_now_ms());
         for (const consensus::Message& m : inbound) {
             Status received = check_entries(m);
             if (received.ok()) {
@@ -391,18 +392,15 @@ Status Replicator::wait_committed(kv::Seqno seqno, uint64_t timeout_ms) {
 Result<kv::Seqno> Replicator::linearizable_read_point(uint64_t timeout_ms) {
     uint64_t id = 0;
     {
-        std::lock_guard wait_lock(wait_mu_);
-        if (reads_.size() >= kMaxWaitingReads) {
-            return error(Errc::kResourceExhausted, "too many reads waiting for their read index");
-        }
-    }
-    {
         std::lock_guard lock(raft_mu_);
         if (!leader_ready_.load()) {
             return error(Errc::kFailedPrecondition, "not leader");
         }
+        std::lock_guard wait_lock(wait_mu_);  // after raft_mu_, as everywhere
+        if (reads_.size() >= kMaxWaitingReads) {
+            return error(Errc::kResourceExhausted, "too many reads waiting for their read index");
+        }
         COFFER_ASSIGN_OR_RETURN(id, raft_->request_read());
-        std::lock_guard wait_lock(wait_mu_);
         reads_[id] = std::nullopt;
     }
     wake();

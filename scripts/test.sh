@@ -33,6 +33,14 @@ phase setup scripts/setup.sh
 phase configure-release cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithAsserts
 phase build-release cmake --build build/release -j "$jobs"
 phase test-release run_ctest build/release
+# What the long tests report on success (ctest keeps it only in its log): the simulator's seed
+# and fault counts, and the real-process fault test's failovers and history check.
+summarise_release() {
+  local log=build/release/Testing/Temporary/LastTest.log
+  grep -h -E '^(consensus sim:|ReplicationTest seed=|failover ms:|ops [0-9]+:|lincheck:|ledgers identical)' \
+    "$log" || echo "(no summary lines found in $log)"
+}
+phase summary-release summarise_release
 phase configure-asan cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithAsserts \
   -DCOFFER_SANITIZE=ON -DCOFFER_CORE_ONLY=ON -DCOFFER_BENCH=OFF
 phase build-asan cmake --build build/asan -j "$jobs"

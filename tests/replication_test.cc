@@ -45,6 +45,8 @@ constexpr int kTxWaitMs = 600;
 constexpr int kOpDeadlineMs = 8000;
 // Redirects one attempt follows before it asks the leader watch again.
 constexpr int kMaxRedirects = 4;
+// How long wait_caught_up looks for the current leader on each poll.
+constexpr int kPollWaitMs = 500;
 // Load between two faults, and how long a paused node stays paused (above the election
 // timeout maximum, 1000 ms).
 constexpr int kMinLoadMs = 800;
@@ -429,6 +431,10 @@ class ReplicationTest : public ::testing::Test {
         auto deadline = Clock::now() + std::chrono::milliseconds(kCatchUpWaitMs);
         uint64_t seen = 0;
         while (Clock::now() < deadline) {
+            // The leader may change while we wait: compare with the current one.
+            if (auto current = network_->wait_leader(kPollWaitMs); current.has_value()) {
+                state = current->second;
+            }
             std::optional<NodeStateView> s = network_->state(i);
             seen = s ? s->committed_seqno : seen;
             // Caught up: it follows this leader in its term and committed what it had.

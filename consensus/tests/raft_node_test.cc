@@ -174,6 +174,28 @@ TEST(RaftNode, InheritedEntriesDoNotCountAgainstTheUncommittedBound) {
     EXPECT_EQ(node->propose(to_bytes("own"), true).status().code(), Errc::kResourceExhausted);
 }
 
+TEST(RaftNode, MessagesStampedByAdvanceClockKeepALeaderThroughASlowStep) {
+    // The caller's previous step took longer than an election timeout; replies that queued
+    // meanwhile must count as heard now, not at the last tick.
+    auto stamped = make_node("n1", {"n1", "n2", "n3"});
+    elect(*stamped);
+    stamped->advance_clock(1000);
+    ASSERT_TRUE(
+        stamped->receive(Message{"n2", "n1", AppendEntriesResponse{stamped->term(), true, 0, 0}})
+            .ok());
+    stamped->tick(1000);
+    EXPECT_EQ(stamped->role(), Role::kLeader);
+
+    auto unstamped = make_node("n1", {"n1", "n2", "n3"});
+    elect(*unstamped);
+    ASSERT_TRUE(
+        unstamped
+            ->receive(Message{"n2", "n1", AppendEntriesResponse{unstamped->term(), true, 0, 0}})
+            .ok());
+    unstamped->tick(1000);
+    EXPECT_NE(unstamped->role(), Role::kLeader);  // heard "at 0": check-quorum steps down
+}
+
 TEST(RaftNode, PreVoteKeepsTheTermOfAnIsolatedNode) {
     auto node = make_node("n3", {"n1", "n2", "n3"}, {}, 4);
     for (uint64_t t = 0; t <= 5000; t += 10) {
