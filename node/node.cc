@@ -692,6 +692,38 @@ std::string Node::render_metrics() const {
         {"coffer_node_certificate_not_after_seconds", "gauge", "Node certificate not-after.",
          static_cast<double>(secrets_.node.cert.not_after_unix())},
     };
+    if (replicator_ != nullptr && transport_ != nullptr) {
+        ReplicationStatus rs = replicator_->status();
+        consensus::RaftStats raft = replicator_->raft_stats();
+        TransportStats t = transport_->stats();
+        std::vector<Metrics::Sample> replication = {
+            {"coffer_raft_term", "gauge", "Current Raft term (the view of new entries).",
+             d(rs.term)},
+            {"coffer_raft_is_leader", "gauge", "1 when this node leads and takes writes.",
+             rs.leader_ready ? 1.0 : 0.0},
+            {"coffer_raft_voters", "gauge", "Voters in the current configuration.",
+             d(rs.configuration.voters.size())},
+            {"coffer_raft_elections_started_total", "counter", "Elections this node started.",
+             d(raft.elections_started)},
+            {"coffer_raft_check_quorum_step_downs_total", "counter",
+             "Times this leader stepped down for lack of a quorum.",
+             d(raft.check_quorum_step_downs)},
+            {"coffer_raft_messages_rejected_total", "counter",
+             "Consensus messages refused as invalid for the current state.",
+             d(raft.messages_rejected)},
+            {"coffer_transport_messages_sent_total", "counter", "Consensus messages sent.",
+             d(t.messages_sent)},
+            {"coffer_transport_messages_received_total", "counter", "Consensus messages received.",
+             d(t.messages_received)},
+            {"coffer_transport_messages_dropped_total", "counter",
+             "Consensus messages dropped (queue full, unknown peer, failed connection).",
+             d(t.messages_dropped)},
+            {"coffer_transport_requests_refused_total", "counter",
+             "Node-to-node requests refused (certificate, framing, sender).",
+             d(t.requests_refused)},
+        };
+        extra.insert(extra.end(), replication.begin(), replication.end());
+    }
     return metrics_.render(extra);
 }
 

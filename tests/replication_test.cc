@@ -841,6 +841,22 @@ std::pair<std::vector<std::string>, std::vector<std::string>> membership(net::Ht
     return {nodes, voters};
 }
 
+TEST_F(ReplicationTest, MetricsShowConsensusAndTheNodeToNodeChannel) {
+    auto [l, state] = leader();
+    ASSERT_GE(l, 0);
+    for (int i = 0; i < network_->size(); ++i) {
+        auto c = client(i, nullptr);
+        ASSERT_NE(c, nullptr);
+        auto r = c->request("GET", "/node/metrics");
+        ASSERT_TRUE(r.ok());
+        ASSERT_EQ(r->status, 200);
+        std::string leading = "coffer_raft_is_leader " + std::string(i == l ? "1" : "0");
+        EXPECT_NE(r->body.find(leading), std::string::npos) << "node " << i << "\n" << r->body;
+        EXPECT_NE(r->body.find("coffer_raft_voters 3"), std::string::npos) << r->body;
+        EXPECT_NE(r->body.find("coffer_transport_messages_received_total"), std::string::npos);
+    }
+}
+
 TEST_F(ReplicationTest, JoinRequestsWithoutProofAreRefused) {
     auto [l, state] = leader();
     ASSERT_GE(l, 0);
