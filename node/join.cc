@@ -77,16 +77,15 @@ Result<ListenAddress> redirect_target(const std::string& location) {
 
 }  // namespace
 
-Result<json> Node::admit_node(const std::string& client_cert_der, const json& request) {
-    if (!is_leader()) {
-        return error(Errc::kFailedPrecondition, "not leader");
-    }
+// What a join request must prove before anything is issued: the evidence verifies, binds
+// the key the joiner proved it holds in the TLS handshake, and carries a trusted measurement.
+Result<Node::JoinClaims> Node::check_join_request(const std::string& client_cert_der,
+                                                  const json& request) {
     auto cert = crypto::Certificate::from_der(as_bytes(client_cert_der));
     if (!cert.ok()) {
         return error(Errc::kInvalidArgument, "the joiner's client certificate does not parse");
     }
     COFFER_ASSIGN_OR_RETURN(crypto::EcdsaPublicKey key, cert->ecdsa_public_key());
-    std::string joiner = node_id_of(key);
     if (!request.is_object() || !request.contains("attestation")) {
         return error(Errc::kInvalidArgument,
                      "join request must be {node_address, client_address, attestation}");
@@ -98,9 +97,6 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
         return error(Errc::kInvalidArgument,
                      "node_address and client_address must be host:port with a non-zero port");
     }
-
-    // The evidence must verify, bind the key the joiner proved it holds in the TLS
-    // handshake, and carry a trusted measurement.
     auto evidence = attestation::evidence_from_json(request["attestation"]);
     if (!evidence.ok()) {
         return error(Errc::kInvalidArgument, "attestation: " + evidence.status().message());
@@ -115,27 +111,38 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
         return error(Errc::kPermissionDenied, "attestation: " + bound.message());
     }
     std::string measurement = to_hex(claims->measurement);
-    {
-        kv::Transaction tx = store_.begin();
-        COFFER_ASSIGN_OR_RETURN(auto trusted,
-                                read_governance_value(tx, kTrustedMeasurementsMap, measurement));
-        if (!trusted.has_value()) {
-            return error(Errc::kPermissionDenied,
-                         "measurement " + measurement + " is not trusted by this network");
-        }
+    kv::Transaction tx = store_.begin();
+    COFFER_ASSIGN_OR_RETURN(auto trusted,
+                            read_governance_value(tx, kTrustedMeasurementsMap, measurement));
+    if (!trusted.has_value()) {
+        return error(Errc::kPermissionDenied,
+                     "measurement " + measurement + " is not trusted by this network");
     }
+    return JoinClaims{node_id_of(key), key, *node_address, *client_address, measurement};
+}
+
+Result<json> Node::admit_node(const std::string& client_cert_der, const json& request) {
+    if (!is_leader()) {
+        return error(Errc::kFailedPrecondition, "not leader");
+    }
+    COFFER_ASSIGN_OR_RETURN(JoinClaims joining, check_join_request(client_cert_der, request));
+    const std::string& joiner = joining.node_id;
+    const ListenAddress& node_address = joining.node_address;
+    const ListenAddress& client_address = joining.client_address;
+    const std::string& measurement = joining.measurement;
+    const crypto::EcdsaPublicKey& key = joining.key;
 
     int64_t now = unix_now();
     COFFER_ASSIGN_OR_RETURN(
         crypto::Certificate node_cert,
-        issue_node_certificate(secrets_.service, key, {client_address->host, node_address->host},
-                               now, config_.certificates.node_validity_s));
+        issue_node_certificate(secrets_.service, key, {client_address.host, node_address.host}, now,
+                               config_.certificates.node_validity_s));
     json record = {{"cert", node_cert.to_pem()},
                    {"status", std::string(kNodeStatusTrusted)},
                    {"attestation", request["attestation"]},
-                   {"client_address", client_address->to_string()},
-                   {"node_address", node_address->to_string()}};
-    transport_->set_address(joiner, *node_address);
+                   {"client_address", client_address.to_string()},
+                   {"node_address", node_address.to_string()}};
+    transport_->set_address(joiner, node_address);
 
     consensus::Configuration current = replication_status().configuration;
     bool already_voter = current.contains(joiner);
@@ -155,7 +162,7 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
         return committed.status();
     }
     spdlog::info("node.join_admitted joiner={} measurement={} node_address={} tx={}", joiner,
-                 measurement, node_address->to_string(), committed->id.to_string());
+                 measurement, node_address.to_string(), committed->id.to_string());
 
     json peers = json::array();
     for (const consensus::NodeId& id : next.voters) {

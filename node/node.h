@@ -179,6 +179,15 @@ class Node {
 
     Status first_start(const nlohmann::json& members, const nlohmann::json& users);
     Status restart();
+    struct JoinClaims {
+        std::string node_id;
+        crypto::EcdsaPublicKey key;
+        ListenAddress node_address;
+        ListenAddress client_address;
+        std::string measurement;  // hex
+    };
+    Result<JoinClaims> check_join_request(const std::string& client_cert_der,
+                                          const nlohmann::json& request);
     Status join_network();
     Status install_join_answer(const nlohmann::json& answer, const crypto::Certificate& pinned);
     Status choose_ports();
