@@ -315,13 +315,7 @@ Status Node::install_join_answer(const json& answer, const crypto::Certificate& 
     COFFER_ASSIGN_OR_RETURN(secrets_.ledger_secrets,
                             ledger_secrets_from_json(answer["ledger_secrets"]));
 
-    if (config_.local_sealing) {
-        COFFER_RETURN_IF_ERROR(seal_to_disk());
-    }
-    COFFER_RETURN_IF_ERROR(
-        write_file_atomic(path(kServiceCertFileName), secrets_.service.cert.to_pem(), 0644));
-    COFFER_RETURN_IF_ERROR(
-        write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644));
+    COFFER_RETURN_IF_ERROR(persist_identity());
     COFFER_RETURN_IF_ERROR(open_ledger());
     // A joiner has no bootstrap configuration: it learns the voters from the leader's log.
     RaftStateFile state;

@@ -351,16 +351,19 @@ Status Node::write_genesis(const json& members, const json& users) {
     return replicator_->wait_committed(ledger_->last_seqno(), kStartupTimeoutMs);
 }
 
-Status Node::first_start(const json& members, const json& users) {
-    COFFER_RETURN_IF_ERROR(make_attestation());
-    COFFER_RETURN_IF_ERROR(choose_ports());
+Status Node::persist_identity() {
     if (config_.local_sealing) {
         COFFER_RETURN_IF_ERROR(seal_to_disk());
     }
     COFFER_RETURN_IF_ERROR(
         write_file_atomic(path(kServiceCertFileName), secrets_.service.cert.to_pem(), 0644));
-    COFFER_RETURN_IF_ERROR(
-        write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644));
+    return write_file_atomic(path(kNodeCertFileName), secrets_.node.cert.to_pem(), 0644);
+}
+
+Status Node::first_start(const json& members, const json& users) {
+    COFFER_RETURN_IF_ERROR(make_attestation());
+    COFFER_RETURN_IF_ERROR(choose_ports());
+    COFFER_RETURN_IF_ERROR(persist_identity());
     COFFER_RETURN_IF_ERROR(open_ledger());
     // The network starts as this one node; it elects itself at once.
     RaftStateFile state;

@@ -199,6 +199,9 @@ class Node {
     Status write_genesis(const nlohmann::json& members, const nlohmann::json& users);
     Status refresh_node_record();
     Status seal_to_disk();
+    // Seals the secrets (unless local sealing is off) and writes the service and node
+    // certificates into the data directory.
+    Status persist_identity();
     void start_background();
     void background_loop();
     void background_step(uint64_t& next_expiry_check_ms);

@@ -19,26 +19,6 @@ namespace {
 
 constexpr int kPollMs = 20;
 
-// Waits for `pid` up to timeout_ms. Returns the exit code, -1 for a signal death, or
-// nullopt on timeout.
-std::optional<int> wait_pid(pid_t pid, int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (true) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        }
-        if (r < 0) {
-            return -1;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return std::nullopt;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-    }
-}
-
 // Forks and execs `coffer args...` with stdout and stderr sent to `out_path` (appended).
 pid_t spawn(const std::vector<std::string>& args, const std::string& out_path) {
     std::string binary = coffer_binary();
@@ -67,6 +47,24 @@ std::string tail(const std::string& text, size_t n) {
 }
 
 }  // namespace
+
+std::optional<int> wait_pid(pid_t pid, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (true) {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        if (r < 0) {
+            return -1;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return std::nullopt;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
+    }
+}
 
 std::string coffer_binary() {
     return COFFER_BINARY;

@@ -50,6 +50,10 @@ struct CommandResult {
     std::string output;  // stdout and stderr, interleaved
 };
 
+// Waits for the child `pid` up to timeout_ms. Returns its exit code, -1 for a signal death,
+// or nullopt on timeout.
+std::optional<int> wait_pid(pid_t pid, int timeout_ms);
+
 // Runs `coffer args...` and waits at most timeout_ms (then SIGKILLs it).
 CommandResult run_coffer(const std::vector<std::string>& args, int timeout_ms = kCommandTimeoutMs);
 

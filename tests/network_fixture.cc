@@ -31,25 +31,6 @@ void sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
-// Waits for `pid` up to timeout_ms: its exit code, -1 for a signal death, nullopt on timeout.
-std::optional<int> wait_pid(pid_t pid, int timeout_ms) {
-    auto deadline = deadline_in(timeout_ms);
-    while (true) {
-        int status = 0;
-        pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        }
-        if (r < 0) {
-            return -1;
-        }
-        if (Clock::now() >= deadline) {
-            return std::nullopt;
-        }
-        sleep_ms(kPollMs);
-    }
-}
-
 pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& out_path) {
     std::string binary = coffer_binary();
     std::vector<char*> argv;
