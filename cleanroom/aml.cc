@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "cleanroom/json_util.h"
+#include "common/check.h"
 
 namespace coffer::cleanroom {
 
@@ -292,6 +293,9 @@ class CycleSearch {
   private:
     // path_[0..len) holds the accounts so far; the last transfer happened at `now`.
     Status extend(int len, int64_t now) {
+        // cycle_max_length is validated to at most kMaxCycleLength, so the recursion stops
+        // there; saying so also lets the compiler see that path_ is never overrun.
+        COFFER_CHECK(len >= 1 && len <= kMaxCycleLength, "cycle search deeper than its bound");
         const uint32_t u = path_[len - 1];
         const int64_t deadline = start_time_ + p_.cycle_window;
         for (size_t i = out_.lower(u, now); i < out_.end(u) && out_.time[i] <= deadline; ++i) {
