@@ -67,4 +67,8 @@ std::optional<kv::TxId> tx_id_at(node::Node& node, kv::Seqno seqno);
 // otherwise.
 net::HttpResponse commit_error_response(const Status& status);
 
+// Parses a wait in milliseconds (the wait_ms query parameter, the x-coffer-wait-ms header):
+// a decimal integer from 0 to node::kMaxClientWaitMs. Errors: kInvalidArgument saying so.
+Result<uint64_t> parse_wait_ms(std::string_view text);
+
 }  // namespace coffer::apps

@@ -1,6 +1,5 @@
 // GET /node/*: the node's own state, for operators and clients. All anonymous: they reveal
 // nothing a client could not learn from the TLS handshake and the public ledger.
-#include <charconv>
 #include <ctime>
 
 #include "apps/apps.h"
@@ -102,17 +101,13 @@ net::HttpResponse get_tx(node::Node& node, const net::HttpRequest& request) {
     if (auto wait = request.query.find("wait_ms"); wait != request.query.end()) {
         // Hold the answer until the transaction leaves Pending (or the wait ends), so that
         // a client learns of its commit without polling.
-        uint64_t wait_ms = 0;
-        auto [end, ec] = std::from_chars(wait->second.data(),
-                                         wait->second.data() + wait->second.size(), wait_ms);
-        if (ec != std::errc() || end != wait->second.data() + wait->second.size() ||
-            wait_ms > node::kMaxClientWaitMs) {
-            return net::HttpResponse::error(
-                400, "invalid_argument",
-                "wait_ms must be an integer from 0 to " + std::to_string(node::kMaxClientWaitMs));
+        auto wait_ms = parse_wait_ms(wait->second);
+        if (!wait_ms.ok()) {
+            return net::HttpResponse::error(400, "invalid_argument",
+                                            "wait_ms: " + wait_ms.status().message());
         }
         if (status == ledger::TxStatus::kPending) {
-            (void)node.wait_committed(id->seqno, wait_ms);
+            (void)node.wait_committed(id->seqno, *wait_ms);
             status = node.ledger().tx_status(*id);
         }
     }

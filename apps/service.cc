@@ -66,6 +66,17 @@ Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node
     return registry;
 }
 
+Result<uint64_t> parse_wait_ms(std::string_view text) {
+    uint64_t wait_ms = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), wait_ms);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+        wait_ms > node::kMaxClientWaitMs) {
+        return error(Errc::kInvalidArgument, "wait must be an integer from 0 to " +
+                                                 std::to_string(node::kMaxClientWaitMs) + " ms");
+    }
+    return wait_ms;
+}
+
 std::optional<net::HttpResponse> redirect_to_leader(node::Node& node,
                                                     const net::HttpRequest& request) {
     if (node.is_leader()) {
@@ -99,16 +110,13 @@ void wait_for_commit(node::Node& node, const net::HttpRequest& request,
             tx_text = value;
         }
     }
-    uint64_t wait_ms = 0;
-    auto [end, ec] = std::from_chars(wait->data(), wait->data() + wait->size(), wait_ms);
-    if (!tx_text.has_value() || ec != std::errc() || end != wait->data() + wait->size()) {
+    auto wait_ms = parse_wait_ms(*wait);
+    auto id = tx_text.has_value() ? kv::TxId::parse(*tx_text)
+                                  : Result<kv::TxId>(error(Errc::kNotFound, ""));
+    if (!wait_ms.ok() || !id.ok()) {
         return;
     }
-    auto id = kv::TxId::parse(*tx_text);
-    if (!id.ok()) {
-        return;
-    }
-    (void)node.wait_committed(id->seqno, std::min(wait_ms, node::kMaxClientWaitMs));
+    (void)node.wait_committed(id->seqno, *wait_ms);
     ledger::TxStatus status = node.ledger().tx_status(*id);
     response.headers.emplace_back(std::string(kTxStatusHeader),
                                   std::string(ledger::tx_status_name(status)));
@@ -135,8 +143,14 @@ net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointR
         // Followers redirect writes (and linearizable reads) to the leader; see
         // docs/replication.md, "Clients".
         std::optional<net::HttpResponse> redirect;
-        if (endpoint != nullptr && endpoint->policy != AuthPolicy::kAnonymous &&
-            !node.caught_up()) {
+        auto wait = request.header(kWaitHeader);
+        if (wait.has_value() && !parse_wait_ms(*wait).ok()) {
+            // Refused before anything runs: a write must not happen when its wait is invalid.
+            redirect = net::HttpResponse::error(
+                400, "invalid_argument",
+                std::string(kWaitHeader) + ": " + parse_wait_ms(*wait).status().message());
+        } else if (endpoint != nullptr && endpoint->policy != AuthPolicy::kAnonymous &&
+                   !node.caught_up()) {
             redirect = net::HttpResponse::error(503, "unavailable",
                                                 "this node is still catching up with the network");
             redirect->headers.emplace_back("Retry-After", "1");

@@ -190,6 +190,17 @@ TEST_F(LoggingTest, WritesCanWaitForTheirCommitAndReadsNameTheirConsistency) {
     ASSERT_EQ(w->status, 200) << w->body;
     EXPECT_EQ(w->header("x-coffer-tx-status").value_or(""), "Committed");
     std::string tx = parse(w->body).value("transaction_id", "");
+    // An invalid wait is refused before the write runs: nothing is written.
+    for (const char* wait : {"", "-1", "abc", "10001", "5x"}) {
+        auto bad_wait = c->request("POST", "/app/log/public",
+                                   json{{"id", 44}, {"msg", "must not exist"}}.dump(),
+                                   {{"x-coffer-wait-ms", wait}});
+        ASSERT_TRUE(bad_wait.ok());
+        EXPECT_EQ(bad_wait->status, 400) << "'" << wait << "' " << bad_wait->body;
+    }
+    auto absent = c->request("GET", "/app/log/public?id=44");
+    ASSERT_TRUE(absent.ok());
+    EXPECT_EQ(absent->status, 404) << absent->body;
     // Without the header nothing waits and no status is added.
     auto plain = c->request("POST", "/app/log/public", json{{"id", 43}, {"msg", "p"}}.dump());
     ASSERT_TRUE(plain.ok());
