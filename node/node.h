@@ -157,6 +157,10 @@ class Node {
     const NodeConfig& config() const { return config_; }
     const std::string& node_id() const { return secrets_.node.node_id; }
     const crypto::Certificate& service_cert() const { return secrets_.service.cert; }
+    // Signs `data` with the service identity's key (ECDSA P-384 over SHA-384, DER): every
+    // trusted node holds that key, so a statement it signs is the service's, whichever node
+    // answers (the clean room publishes its key this way). Errors: kCrypto.
+    Result<Bytes> sign_as_service(ByteSpan data) const { return secrets_.service.key.sign(data); }
     const crypto::Certificate& node_cert() const { return secrets_.node.cert; }
     // This node's attestation evidence (attestation::to_json of the virtual platform's).
     const nlohmann::json& attestation() const { return attestation_; }
