@@ -51,6 +51,15 @@ Status register_logging_app(EndpointRegistry& registry, node::Node& node);
 // GET /app/receipt (users and members).
 Status register_receipt_endpoint(EndpointRegistry& registry, node::Node& node);
 
+// POST /gov/proposals, /gov/ballots, /gov/withdrawals (members, signed requests) and GET
+// /gov/proposals, /gov/proposal, /gov/constitution, /gov/members (anonymous):
+// docs/governance.md, "Proposals and ballots".
+Status register_governance_endpoints(EndpointRegistry& registry, node::Node& node);
+
+// The clean-room service under /app/cleanroom/ (docs/cleanroom.md). Keeps open upload
+// sessions in memory for as long as the registry lives.
+Status register_cleanroom_app(EndpointRegistry& registry, node::Node& node);
+
 // A registry with all of the above, in that order.
 Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node);
 

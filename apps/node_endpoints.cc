@@ -136,7 +136,9 @@ net::HttpResponse post_join(node::Node& node, const net::HttpRequest& request) {
                 return commit_error_response(answer.status());
         }
     }
-    return net::HttpResponse::json(200, *answer);
+    // A node the members have not trusted yet: accepted for consideration, ask again.
+    int status = answer->value("status", "") == node::kNodeStatusPending ? 202 : 200;
+    return net::HttpResponse::json(status, *answer);
 }
 
 net::HttpResponse post_retire(node::Node& node, const net::HttpRequest& request) {

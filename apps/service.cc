@@ -63,6 +63,8 @@ Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node
     COFFER_RETURN_IF_ERROR(register_node_endpoints(*registry, node));
     COFFER_RETURN_IF_ERROR(register_logging_app(*registry, node));
     COFFER_RETURN_IF_ERROR(register_receipt_endpoint(*registry, node));
+    COFFER_RETURN_IF_ERROR(register_cleanroom_app(*registry, node));
+    COFFER_RETURN_IF_ERROR(register_governance_endpoints(*registry, node));
     return registry;
 }
 

@@ -89,6 +89,8 @@ ThresholdOutcome apply_entity_threshold(const QueryResult& result, const OutputP
 std::map<std::string, std::set<std::string>> party_entities(
     const std::vector<const Table*>& tables) {
     std::map<std::string, std::set<std::string>> out;
+    // Value -> the first party seen holding it, or "" once a second party holds it too.
+    std::map<std::string, std::string> holder;
     for (const Table* t : tables) {
         std::set<std::string>& keys = out[t->owner];
         for (const std::string& column : t->schema.entity_columns) {
@@ -96,8 +98,21 @@ std::map<std::string, std::set<std::string>> party_entities(
             COFFER_CHECK(idx.has_value(), "entity columns were validated with the schema");
             for (const Row& row : t->rows) {
                 if (std::optional<std::string> key = value_key(row[*idx])) {
+                    auto [it, fresh] = holder.emplace(*key, t->owner);
+                    if (!fresh && it->second != t->owner) {
+                        it->second.clear();
+                    }
                     keys.insert(std::move(*key));
                 }
+            }
+        }
+    }
+    // A party's entity values are only its own claim: a value that several parties hold
+    // belongs to none of them, so no party receives another's row by uploading its key.
+    for (const auto& [key, party] : holder) {
+        if (party.empty()) {
+            for (auto& [owner, keys] : out) {
+                keys.erase(key);
             }
         }
     }

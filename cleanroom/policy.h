@@ -10,7 +10,9 @@
 //   check how the query computed the number: approvers must read that expression.
 // - min_input_rows: every dataset the analysis reads must hold at least this many rows.
 // - routing_column: each recipient receives only the rows whose value in that column is one
-//   of its entities (values of the entity columns of the datasets it owns); rows with NULL
+//   of its entities (values of the entity columns of the datasets it owns, and of no other
+//   party's: a value held by several parties is nobody's, since each party uploads its own
+//   entity values and could claim another's); rows with NULL
 //   there are aggregate rows and go to every recipient; rows of no recipient go to nobody.
 //   Without a routing column every recipient receives every row.
 // All functions are pure and thread-safe.
@@ -56,7 +58,9 @@ struct ThresholdOutcome {
 // `_entities` suppresses the row). With min_entities == 0 keeps every row.
 ThresholdOutcome apply_entity_threshold(const QueryResult& result, const OutputPolicy& policy);
 
-// Party -> the value_key of every value in the entity columns of the tables it owns.
+// Party -> the value_key of every value in the entity columns of the tables it owns, except
+// the values that also appear in the entity columns of another party's tables (those are
+// routed to nobody: route_rows counts their rows as unrouted).
 std::map<std::string, std::set<std::string>> party_entities(
     const std::vector<const Table*>& tables);
 

@@ -7,12 +7,16 @@
 #include <cctype>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 namespace coffer::cleanroom {
 
 namespace {
 
 std::atomic<bool> heap_limit_configured{false};
+
+// The one column of an approved table whose columns are all unapproved (see create_table).
+constexpr char kPlaceholderColumn[] = "_coffer_no_column";
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -281,11 +285,44 @@ std::string sql_type(ColumnType type) {
     return "ANY";
 }
 
-Status create_table(sqlite3* db, const DatasetSchema& schema) {
+// Lower-case equality, for table and column names (SQLite compares them case-insensitively).
+bool same_name(std::string_view a, std::string_view b) {
+    return lower(a) == lower(b);
+}
+
+// The indexes of the columns of `schema` that `scope` approves, in declaration order; nullopt
+// when the table is not approved at all.
+std::optional<std::vector<size_t>> approved_indexes(const DatasetSchema& schema,
+                                                    const SqlScope& scope) {
+    for (const auto& [table, columns] : scope.approved_columns) {
+        if (!same_name(table, schema.name)) {
+            continue;
+        }
+        std::vector<size_t> out;
+        for (size_t i = 0; i < schema.columns.size(); ++i) {
+            const bool approved = std::any_of(columns.begin(), columns.end(), [&](const auto& c) {
+                return same_name(c, schema.columns[i].name);
+            });
+            if (approved) {
+                out.push_back(i);
+            }
+        }
+        return out;
+    }
+    return std::nullopt;
+}
+
+// Creates `schema` with only the columns at `indexes`. SQLite has no table without columns:
+// an approved table with no approved column (enough for count(*)) gets kPlaceholderColumn,
+// which holds NULL in every row and so carries nothing.
+Status create_table(sqlite3* db, const DatasetSchema& schema, const std::vector<size_t>& indexes) {
     std::string sql = "CREATE TABLE \"" + schema.name + "\" (";
-    for (size_t i = 0; i < schema.columns.size(); ++i) {
-        sql += (i == 0 ? "\"" : ", \"") + schema.columns[i].name + "\" " +
-               sql_type(schema.columns[i].type);
+    for (size_t i = 0; i < indexes.size(); ++i) {
+        const Column& column = schema.columns[indexes[i]];
+        sql += (i == 0 ? "\"" : ", \"") + column.name + "\" " + sql_type(column.type);
+    }
+    if (indexes.empty()) {
+        sql += std::string("\"") + kPlaceholderColumn + "\" INTEGER";
     }
     sql += ") STRICT";
     return exec(db, sql);
@@ -308,12 +345,12 @@ int bind_value(sqlite3_stmt* stmt, int index, const Value& v) {
     return sqlite3_bind_null(stmt, index);
 }
 
-Status insert_rows(sqlite3* db, const Table& table) {
+Status insert_rows(sqlite3* db, const Table& table, const std::vector<size_t>& indexes) {
     std::string sql = "INSERT INTO \"" + table.schema.name + "\" VALUES (";
-    for (size_t i = 0; i < table.schema.columns.size(); ++i) {
+    for (size_t i = 0; i < indexes.size(); ++i) {
         sql += i == 0 ? "?" : ", ?";
     }
-    sql += ")";
+    sql += indexes.empty() ? "NULL)" : ")";
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
         return sqlite_error(db, "preparing the insert of " + table.schema.name);
@@ -321,8 +358,8 @@ Status insert_rows(sqlite3* db, const Table& table) {
     StmtPtr stmt(raw);
     for (const Row& row : table.rows) {
         COFFER_CHECK(row.size() == table.schema.columns.size(), "row width matches its schema");
-        for (size_t i = 0; i < row.size(); ++i) {
-            bind_value(stmt.get(), static_cast<int>(i + 1), row[i]);
+        for (size_t i = 0; i < indexes.size(); ++i) {
+            bind_value(stmt.get(), static_cast<int>(i + 1), row[indexes[i]]);
         }
         const int rc = sqlite3_step(stmt.get());
         if (rc != SQLITE_DONE) {
@@ -357,23 +394,86 @@ bool only_trivia(std::string_view tail) {
     return true;
 }
 
-Status build_database(sqlite3* db, const std::vector<const Table*>& tables, const SqlScope& scope) {
+// Which columns the database of one pass holds.
+enum class SchemaMode {
+    // Every declared column of every table of the scope: the authorizer names each forbidden
+    // read ("not allowed: read of a_tx.note").
+    kFull,
+    // Only the approved columns of the approved tables: what no authorizer callback covers
+    // (the columns a JOIN ... USING compares) cannot reach an unapproved column.
+    kApprovedOnly,
+};
+
+Status build_database(sqlite3* db, const std::vector<const Table*>& tables, const SqlScope& scope,
+                      SchemaMode mode) {
     for (const DatasetSchema& schema : scope.tables) {
-        COFFER_RETURN_IF_ERROR(create_table(db, schema));
+        std::vector<size_t> indexes;
+        if (mode == SchemaMode::kFull) {
+            for (size_t i = 0; i < schema.columns.size(); ++i) {
+                indexes.push_back(i);
+            }
+        } else if (std::optional<std::vector<size_t>> approved = approved_indexes(schema, scope)) {
+            indexes = std::move(*approved);
+        } else {
+            continue;
+        }
+        COFFER_RETURN_IF_ERROR(create_table(db, schema, indexes));
     }
     COFFER_RETURN_IF_ERROR(exec(db, "BEGIN"));
     for (const Table* table : tables) {
-        const bool in_scope =
-            std::any_of(scope.tables.begin(), scope.tables.end(),
-                        [&](const DatasetSchema& s) { return s.name == table->schema.name; });
-        if (!in_scope) {
+        auto schema =
+            std::find_if(scope.tables.begin(), scope.tables.end(),
+                         [&](const DatasetSchema& s) { return s.name == table->schema.name; });
+        if (schema == scope.tables.end()) {
             return error(Errc::kInvalidArgument,
                          "table " + table->schema.name + " is not in the query's scope");
         }
-        COFFER_RETURN_IF_ERROR(insert_rows(db, *table));
+        COFFER_CHECK(mode == SchemaMode::kApprovedOnly, "rows load only into approved columns");
+        std::optional<std::vector<size_t>> indexes = approved_indexes(*schema, scope);
+        if (!indexes) {
+            continue;
+        }
+        COFFER_RETURN_IF_ERROR(insert_rows(db, *table, *indexes));
     }
     COFFER_RETURN_IF_ERROR(exec(db, "COMMIT"));
     return exec(db, "PRAGMA query_only = 1");
+}
+
+// True when `sql` holds the keyword NATURAL outside string literals, quoted identifiers and
+// comments. A NATURAL JOIN compares every pair of columns with the same name, approved or
+// not, and the authorizer is never asked about them; it is refused instead of silently
+// joining on fewer columns in the approved-only database than the query says. A bare
+// identifier spelt "natural" is refused too (quote it).
+bool has_natural_keyword(std::string_view sql) {
+    size_t i = 0;
+    while (i < sql.size()) {
+        const char c = sql[i];
+        if (sql.substr(i, 2) == "--") {
+            const size_t end = sql.find('\n', i);
+            i = end == std::string_view::npos ? sql.size() : end + 1;
+        } else if (sql.substr(i, 2) == "/*") {
+            const size_t end = sql.find("*/", i + 2);
+            i = end == std::string_view::npos ? sql.size() : end + 2;
+        } else if (c == '\'' || c == '"' || c == '`' || c == '[') {
+            // A doubled quote inside a literal reads as two literals back to back: same skip.
+            const char close = c == '[' ? ']' : c;
+            const size_t end = sql.find(close, i + 1);
+            i = end == std::string_view::npos ? sql.size() : end + 1;
+        } else if (std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_') {
+            size_t end = i;
+            while (end < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[end])) != 0 ||
+                                        sql[end] == '_' || sql[end] == '$')) {
+                ++end;
+            }
+            if (lower(sql.substr(i, end - i)) == "natural") {
+                return true;
+            }
+            i = end;
+        } else {
+            ++i;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -497,23 +597,60 @@ Status step_error(LockedRun& run, int rc) {
 
 }  // namespace
 
-Result<QueryResult> validate_query(std::string_view sql, const SqlScope& scope,
-                                   const SqlLimits& limits) {
+namespace {
+
+// The first two passes of every query, on empty databases: the full schema (so that a read
+// of an unapproved column is refused by name), then the NATURAL rule.
+Status check_full_schema(std::string_view sql, const SqlScope& scope, const SqlLimits& limits) {
     LockedRun run;
     run.limits = limits;
     COFFER_ASSIGN_OR_RETURN(run.db, open_locked_database(limits));
-    COFFER_RETURN_IF_ERROR(build_database(run.db.get(), {}, scope));
+    COFFER_RETURN_IF_ERROR(build_database(run.db.get(), {}, scope, SchemaMode::kFull));
     COFFER_ASSIGN_OR_RETURN(StmtPtr stmt, prepare_locked(run, sql, scope));
+    if (has_natural_keyword(sql)) {
+        return error(Errc::kPermissionDenied,
+                     "not allowed: NATURAL JOIN (it compares every column of the same name, "
+                     "approved or not); join with ON or USING on approved columns");
+    }
+    return Status();
+}
+
+// Prepares `sql` on `run`, whose database holds only approved columns. A query that passed
+// the full-schema pass and fails here names a column that is not approved without the
+// authorizer seeing it (JOIN ... USING): refused as such.
+Result<StmtPtr> prepare_approved_only(LockedRun& run, std::string_view sql, const SqlScope& scope) {
+    Result<StmtPtr> stmt = prepare_locked(run, sql, scope);
+    if (!stmt.ok() && stmt.status().code() == Errc::kInvalidArgument) {
+        return error(Errc::kPermissionDenied,
+                     "not allowed: the query needs a column that is not approved (" +
+                         stmt.status().message() +
+                         "); the database of a run holds only the approved columns, and a "
+                         "JOIN ... USING must name approved columns");
+    }
+    return stmt;
+}
+
+}  // namespace
+
+Result<QueryResult> validate_query(std::string_view sql, const SqlScope& scope,
+                                   const SqlLimits& limits) {
+    COFFER_RETURN_IF_ERROR(check_full_schema(sql, scope, limits));
+    LockedRun run;
+    run.limits = limits;
+    COFFER_ASSIGN_OR_RETURN(run.db, open_locked_database(limits));
+    COFFER_RETURN_IF_ERROR(build_database(run.db.get(), {}, scope, SchemaMode::kApprovedOnly));
+    COFFER_ASSIGN_OR_RETURN(StmtPtr stmt, prepare_approved_only(run, sql, scope));
     return describe(stmt.get());
 }
 
 Result<QueryResult> run_query(std::string_view sql, const std::vector<const Table*>& tables,
                               const SqlScope& scope, const SqlLimits& limits) {
+    COFFER_RETURN_IF_ERROR(check_full_schema(sql, scope, limits));
     LockedRun run;
     run.limits = limits;
     COFFER_ASSIGN_OR_RETURN(run.db, open_locked_database(limits));
-    COFFER_RETURN_IF_ERROR(build_database(run.db.get(), tables, scope));
-    COFFER_ASSIGN_OR_RETURN(StmtPtr stmt, prepare_locked(run, sql, scope));
+    COFFER_RETURN_IF_ERROR(build_database(run.db.get(), tables, scope, SchemaMode::kApprovedOnly));
+    COFFER_ASSIGN_OR_RETURN(StmtPtr stmt, prepare_approved_only(run, sql, scope));
 
     run.progress.deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.time_limit_ms);

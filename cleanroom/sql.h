@@ -11,6 +11,9 @@
 //   DROP, ALTER, transactions, reads of sqlite_master / sqlite_schema / pragma_* / any other
 //   table, load_extension, NULL detail strings) is denied — never ignored, so an unapproved
 //   column cannot steer WHERE or ORDER BY.
+// - The database of a run holds ONLY the approved columns of the approved tables: the
+//   columns a JOIN ... USING compares reach no authorizer callback (SQLite 3.40), so an
+//   unapproved column must not exist there at all. NATURAL JOIN is refused outright.
 // - Exactly one statement: anything but whitespace, comments and ';' after it is refused.
 // - Limits: a deadline checked by a progress handler ("time limit"), SQLITE_LIMIT_LENGTH and
 //   the process-wide heap limit ("memory limit"), a maximum number of output rows.
@@ -68,18 +71,23 @@ struct QueryResult {
 // never called.
 void configure_sqlite_heap_limit(int64_t bytes);
 
-// Prepares `sql` (without running it) against an empty database with the schemas of
-// `scope`, under the same authorizer and one-statement rule as a run. Returns the output
-// column names and origins and no rows. Errors: kPermissionDenied naming the forbidden
-// action or table.column ("not allowed: read of a_tx.note"); kInvalidArgument for syntax
-// errors, empty queries, more than one statement, or a statement that is not read-only.
+// Prepares `sql` (without running it) in three passes, each under the same authorizer and
+// one-statement rule as a run: against an empty database with the full schemas of `scope`
+// (so a forbidden read is named), then the NATURAL rule, then against an empty database
+// holding only the approved columns of the approved tables (what a run loads). Returns the
+// output column names and origins and no rows. Errors: kPermissionDenied naming the
+// forbidden action or table.column ("not allowed: read of a_tx.note"), a NATURAL JOIN, or a
+// query that does not prepare with only the approved columns (JOIN ... USING an unapproved
+// column); kInvalidArgument for syntax errors, empty queries, more than one statement, or a
+// statement that is not read-only.
 Result<QueryResult> validate_query(std::string_view sql, const SqlScope& scope,
                                    const SqlLimits& limits = {});
 
-// Loads `tables` (each must be in scope.tables by schema name) into a fresh in-memory
-// database and runs `sql` under `scope` and `limits`. The whole result or an error: errors
-// of validate_query plus kResourceExhausted "time limit (N ms) exceeded", "memory limit: ...",
-// "output row limit (N) exceeded". No partial rows are ever returned.
+// Checks `sql` as validate_query does, loads the approved columns of `tables` (each must be
+// in scope.tables by schema name; unapproved columns and tables are not loaded) into a fresh
+// in-memory database and runs `sql` under `scope` and `limits`. The whole result or an error:
+// errors of validate_query plus kResourceExhausted "time limit (N ms) exceeded", "memory limit:
+// ...", "output row limit (N) exceeded". No partial rows are ever returned.
 Result<QueryResult> run_query(std::string_view sql, const std::vector<const Table*>& tables,
                               const SqlScope& scope, const SqlLimits& limits = {});
 

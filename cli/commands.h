@@ -20,6 +20,12 @@ void add_keygen_command(CLI::App& app, int& exit_code);
 void add_attestation_commands(CLI::App& app, int& exit_code);
 // `coffer sandbox`: a local service of several nodes, children of this process.
 void add_sandbox_command(CLI::App& app, int& exit_code);
+// `coffer cleanroom ...`: the clean-room client (docs/cli.md, docs/cleanroom.md).
+void add_cleanroom_commands(CLI::App& app, int& exit_code);
+// `coffer cleanroom sample aml|hospitals`, added under the `cleanroom` subcommand.
+void add_cleanroom_sample_command(CLI::App& cleanroom_app, int& exit_code);
+// `coffer member propose|vote|withdraw|list|show`: signed governance requests.
+void add_member_commands(CLI::App& app, int& exit_code);
 // `coffer ledger sample`, added under the `ledger` subcommand.
 void add_sample_command(CLI::App& ledger_app, int& exit_code);
 

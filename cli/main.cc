@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
     coffer::cli::add_keygen_command(app, exit_code);
     coffer::cli::add_attestation_commands(app, exit_code);
     coffer::cli::add_sandbox_command(app, exit_code);
+    coffer::cli::add_member_commands(app, exit_code);
+    coffer::cli::add_cleanroom_commands(app, exit_code);
+    coffer::cli::add_cleanroom_sample_command(*app.get_subcommand("cleanroom"), exit_code);
 
     try {
         app.parse(argc, argv);

@@ -1,11 +1,12 @@
 // `coffer sandbox --nodes N [--dir DIR]`: a service of N nodes on 127.0.0.1 for development
 // and demonstrations, every node a child process of this one (docs/sandbox.md).
 //
-// The sandbox makes a member and a user identity, starts node 0 with `coffer node start`
-// (a new service), joins nodes 1..N-1 one at a time with `coffer node join`, waits until the
-// network lists every node as trusted with exactly one leader, writes DIR/sandbox.json and
-// then waits for SIGINT/SIGTERM/SIGHUP, reporting children that die on the way. It talks to
-// the nodes only over their public HTTPS endpoints, pinning the service certificate.
+// The sandbox makes a member and user identities (user0 and the --users parties), starts node 0
+// with `coffer node start` (a new service), joins nodes 1..N-1 one at a time with `coffer node
+// join`, waits until the network lists every node as trusted with exactly one leader, writes
+// DIR/sandbox.json and then waits for SIGINT/SIGTERM/SIGHUP, reporting children that die on the
+// way. It talks to the nodes only over their public HTTPS endpoints, pinning the service
+// certificate.
 //
 // Single-threaded: the stop signals and SIGCHLD are blocked and taken with sigtimedwait, so no
 // work happens in a signal handler.
@@ -15,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -48,6 +51,11 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kMaxNodes = 7;
+// Users besides user0 (`--users`); each is a clean-room party named by its commonName.
+constexpr size_t kMaxUsers = 64;
+constexpr size_t kMaxIdentityNameChars = 64;
+constexpr const char* kDefaultUser = "user0";
+constexpr const char* kMember = "member0";
 constexpr int64_t kMaxTimeoutS = 3600;
 constexpr int kPortsPollMs = 50;
 constexpr int kHttpPollMs = 200;
@@ -75,6 +83,9 @@ struct SandboxOptions {
     std::string coffer_binary;
     bool quiet = false;
     bool exit_on_child_death = false;
+    // Extra users, made like user0 (names checked by check_user_names).
+    std::vector<std::string> users;
+    bool no_default_user = false;
 };
 
 // Absolute paths of one member or user identity's files (as `coffer keygen` names them).
@@ -261,6 +272,11 @@ class Sandbox {
     json node_config(const NodeProcess& proc) const;
     Status start_node(int index);
     Status wait_for_ports(NodeProcess& proc);
+    // Trusts every node the first node lists as pending, by a proposal of member0 and its
+    // vote (the only member, so the proposal passes): how the sandbox admits its joiners.
+    std::optional<std::string> trust_pending_nodes();
+    // Runs `coffer member COMMAND ...` as member0 against the first node; its JSON answer.
+    Result<json> member_command(const std::string& command, std::vector<std::string> args);
     Status wait_for_network(NodeProcess& proc);
     Status wait_until_ready();
     std::optional<std::string> network_not_ready(size_t expected);
@@ -281,10 +297,14 @@ class Sandbox {
     int stop_signal_ = 0;
     std::string dir_;
     IdentityFiles member_;
-    IdentityFiles user_;
+    // user0 (unless --no-user0) then --users, in order; never empty.
+    std::vector<std::pair<std::string, IdentityFiles>> users_;
     std::string service_cert_path_;
     std::string service_cert_pem_;
     std::deque<NodeProcess> nodes_;
+    // Pending nodes a trust_node proposal was passed for.
+    std::set<std::string> trusted_;
+    std::string trust_failure_;
     bool sandbox_file_written_ = false;
 };
 
@@ -398,8 +418,18 @@ Status Sandbox::write_identity(const std::string& name, IdentityFiles& files) {
 
 Status Sandbox::make_identities() {
     COFFER_RETURN_IF_ERROR(node::make_private_dir(dir_ + "/identities"));
-    COFFER_RETURN_IF_ERROR(write_identity("member0", member_));
-    return write_identity("user0", user_);
+    COFFER_RETURN_IF_ERROR(write_identity(kMember, member_));
+    std::vector<std::string> names;
+    if (!options_.no_default_user) {
+        names.emplace_back(kDefaultUser);
+    }
+    names.insert(names.end(), options_.users.begin(), options_.users.end());
+    for (const std::string& name : names) {
+        IdentityFiles files;
+        COFFER_RETURN_IF_ERROR(write_identity(name, files));
+        users_.emplace_back(name, std::move(files));
+    }
+    return Status();
 }
 
 json Sandbox::node_config(const NodeProcess& proc) const {
@@ -413,8 +443,12 @@ json Sandbox::node_config(const NodeProcess& proc) const {
     if (proc.index == 0) {
         config["members"] = json::array(
             {{{"certificate", member_.cert}, {"encryption_public_key", member_.enc_pub}}});
-        config["users"] =
-            json::array({{{"certificate", user_.cert}, {"encryption_public_key", user_.enc_pub}}});
+        json users = json::array();
+        for (const auto& [name, files] : users_) {
+            users.push_back(
+                {{"certificate", files.cert}, {"encryption_public_key", files.enc_pub}});
+        }
+        config["users"] = std::move(users);
     } else {
         // Members and users come from the network a joiner joins.
         config["join"] = {{"target", nodes_.front().client_address},
@@ -483,6 +517,11 @@ Status Sandbox::wait_for_ports(NodeProcess& proc) {
     std::string what = "node " + std::to_string(proc.index) + " did not write " + path;
     return poll_until(what, proc, kPortsPollMs, [&]() -> std::optional<std::string> {
         auto ports = read_json_file(path);
+        if (!ports.ok() && proc.index > 0) {
+            // A joiner waits, as pending, for the members to trust it.
+            std::optional<std::string> untrusted = trust_pending_nodes();
+            return untrusted.has_value() ? *untrusted : "no ports file yet";
+        }
         if (!ports.ok()) {
             return "no ports file yet";
         }
@@ -498,6 +537,64 @@ Status Sandbox::wait_for_ports(NodeProcess& proc) {
         proc.node_address = string_field(*ports, "node_address");
         return std::nullopt;
     });
+}
+
+Result<json> Sandbox::member_command(const std::string& command, std::vector<std::string> args) {
+    std::string out = dir_ + "/governance.log";
+    args.insert(args.begin(),
+                {"member", command, "--service", nodes_.front().client_address, "--service-cert",
+                 service_cert_path_, "--cert", member_.cert, "--key", member_.key});
+    COFFER_ASSIGN_OR_RETURN(pid_t pid, spawn(options_.coffer_binary, args, out));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    COFFER_ASSIGN_OR_RETURN(std::string printed, node::read_small_file(out, kMaxSmallFileBytes));
+    size_t start = printed.find('{');
+    size_t end = printed.rfind('}');
+    json answer = start == std::string::npos || end == std::string::npos || end < start
+                      ? json()
+                      : json::parse(printed.substr(start, end - start + 1), nullptr, false);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !answer.is_object()) {
+        return error(Errc::kFailedPrecondition,
+                     "coffer member " + command + " failed: " + printed.substr(0, 600));
+    }
+    return answer;
+}
+
+std::optional<std::string> Sandbox::trust_pending_nodes() {
+    if (!trust_failure_.empty()) {
+        return trust_failure_;
+    }
+    auto network = get_json(nodes_.front(), "/node/network");
+    if (!network.ok() || !(*network)["nodes"].is_array()) {
+        return "the first node does not list the network yet";
+    }
+    for (const json& n : (*network)["nodes"]) {
+        std::string id = string_field(n, "node_id");
+        if (string_field(n, "status") != "pending" || trusted_.count(id) != 0) {
+            continue;
+        }
+        // One attempt per node: a refused proposal is not retried at every poll.
+        trusted_.insert(id);
+        json args = {{"node_id", id}};
+        auto proposed =
+            member_command("propose", {"--action", "trust_node", "--args", args.dump()});
+        auto voted = proposed.ok()
+                         ? member_command("vote", {"--proposal",
+                                                   string_field(*proposed, "proposal_id"), "--yes"})
+                         : Result<json>(proposed.status());
+        if (!voted.ok() || string_field(*voted, "state") != "accepted") {
+            trust_failure_ = "trusting node " + id + ": " +
+                             (voted.ok() ? "the proposal ended " + string_field(*voted, "state")
+                                         : voted.status().message());
+            return trust_failure_;
+        }
+        if (!options_.quiet) {
+            std::cout << "member0 proposed trust_node " << id.substr(0, 16)
+                      << "... and voted: accepted" << std::endl;
+        }
+    }
+    return std::nullopt;
 }
 
 Result<json> Sandbox::get_json(const NodeProcess& proc, const std::string& target) {
@@ -601,15 +698,24 @@ Status Sandbox::write_sandbox_file() {
                          {"log", n.log},
                          {"pid", static_cast<int64_t>(n.pid)}});
     }
+    json users = json::array();
+    for (const auto& [name, files] : users_) {
+        users.push_back({{"name", name},
+                         {"cert", files.cert},
+                         {"key", files.key},
+                         {"enc_key", files.enc_key},
+                         {"enc_pub", files.enc_pub}});
+    }
     json file = {{"version", kSandboxFileVersion},
                  {"pid", static_cast<int64_t>(::getpid())},
                  {"service_cert", service_cert_path_},
                  {"member_cert", member_.cert},
                  {"member_key", member_.key},
                  {"member_enc_key", member_.enc_key},
-                 {"user_cert", user_.cert},
-                 {"user_key", user_.key},
-                 {"user_enc_key", user_.enc_key},
+                 {"user_cert", users_.front().second.cert},
+                 {"user_key", users_.front().second.key},
+                 {"user_enc_key", users_.front().second.enc_key},
+                 {"users", std::move(users)},
                  {"nodes", std::move(nodes)}};
     sandbox_file_written_ = true;
     return node::write_file_atomic(dir_ + "/" + kSandboxFileName, file.dump(2) + "\n", 0644);
@@ -629,13 +735,17 @@ void Sandbox::print_summary() const {
             << "log " << n.log << "\n";
         leader = n.role == "leader" ? &n : leader;
     }
-    out << "  member0  " << member_.cert << " " << member_.key << " " << member_.enc_key << "\n"
-        << "  user0    " << user_.cert << " " << user_.key << " " << user_.enc_key << "\n"
-        << "  details  " << dir_ << "/" << kSandboxFileName << "\n\n";
+    out << "  member0  " << member_.cert << " " << member_.key << " " << member_.enc_key << "\n";
+    for (const auto& [name, files] : users_) {
+        out << "  " << std::left << std::setw(8) << name << " " << files.cert << " " << files.key
+            << " " << files.enc_key << "\n";
+    }
+    out << "  details  " << dir_ << "/" << kSandboxFileName << "\n\n";
     std::string url = "https://" + leader->client_address;
+    const auto& [user_name, user] = users_.front();
     std::string as_user =
-        "curl --cacert " + service_cert_path_ + " --cert " + user_.cert + " --key " + user_.key;
-    out << "Try (as user0, on the leader):\n"
+        "curl --cacert " + service_cert_path_ + " --cert " + user.cert + " --key " + user.key;
+    out << "Try (as " << user_name << ", on the leader):\n"
         << "  " << as_user << " -H 'content-type: application/json' -d '{\"id\": 1, \"msg\": "
         << "\"hello\"}' " << url << "/app/log/private\n"
         << "  " << as_user << " '" << url << "/app/log/private?id=1'\n"
@@ -739,6 +849,43 @@ Result<std::string> own_binary() {
     return self.string();
 }
 
+bool valid_identity_name(const std::string& name) {
+    if (name.empty() || name.size() > kMaxIdentityNameChars || name == "." || name == "..") {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return std::isalnum(c) != 0 || c == '_' || c == '-' || c == '.';
+    });
+}
+
+// The user names of --users: valid file prefixes and commonNames, distinct, not member0 or
+// (unless --no-user0) user0, at least one user in all. Errors: kInvalidArgument.
+Status check_user_names(const SandboxOptions& options) {
+    if (options.users.size() > kMaxUsers) {
+        return error(Errc::kInvalidArgument,
+                     "--users: at most " + std::to_string(kMaxUsers) + " users");
+    }
+    std::set<std::string> seen = {kMember};
+    if (!options.no_default_user) {
+        seen.insert(kDefaultUser);
+    }
+    for (const std::string& name : options.users) {
+        if (!valid_identity_name(name)) {
+            return error(Errc::kInvalidArgument, "--users: \"" + name +
+                                                     "\" is not 1 to 64 characters of "
+                                                     "[A-Za-z0-9_.-]");
+        }
+        if (!seen.insert(name).second) {
+            return error(Errc::kInvalidArgument,
+                         "--users: \"" + name + "\" is given twice or names another identity");
+        }
+    }
+    if (options.no_default_user && options.users.empty()) {
+        return error(Errc::kInvalidArgument, "--no-user0 needs at least one name in --users");
+    }
+    return Status();
+}
+
 int run_sandbox(SandboxOptions options) {
     // Blocked before anything else, in this single thread: taken only through sigtimedwait.
     sigset_t signals;
@@ -749,6 +896,11 @@ int run_sandbox(SandboxOptions options) {
     ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
+    Status names = check_user_names(options);
+    if (!names.ok()) {
+        std::cerr << "error: " << names.message() << "\n";
+        return 2;
+    }
     if (options.coffer_binary.empty()) {
         auto self = own_binary();
         if (!self.ok()) {
@@ -785,6 +937,10 @@ void add_sandbox_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--quiet", options->quiet, "print only errors");
     cmd->add_flag("--exit-on-child-death", options->exit_on_child_death,
                   "stop the sandbox (exit 1) when a node exits on its own");
+    cmd->add_option("--users", options->users,
+                    "extra users (clean-room parties), comma-separated, made like user0")
+        ->delimiter(',');
+    cmd->add_flag("--no-user0", options->no_default_user, "do not make user0 (needs --users)");
     cmd->callback([&exit_code, options] { exit_code = run_sandbox(*options); });
 }
 

@@ -37,6 +37,8 @@ constexpr std::string_view kTrustedMeasurementsMap = "public:coffer.gov.trusted_
 
 constexpr std::string_view kServiceStatusOpen = "open";
 constexpr std::string_view kMemberStatusActive = "active";
+// A node that asked to join with good evidence and waits for a trust_node proposal.
+constexpr std::string_view kNodeStatusPending = "pending";
 constexpr std::string_view kNodeStatusTrusted = "trusted";
 constexpr std::string_view kNodeStatusRetired = "retired";
 

@@ -24,8 +24,10 @@ constexpr size_t kMaxPemFileBytes = 64 * 1024;
 constexpr int kMaxJoinRedirects = 4;
 // Wait between two join attempts that were refused for now (no leader, change in progress).
 constexpr uint64_t kJoinRetryMs = 500;
-// How long the leader waits for the new configuration to commit before answering.
-constexpr uint64_t kAdmitCommitWaitMs = 5000;
+// How long a joiner whose request is pending waits for the members' trust_node proposal.
+constexpr uint64_t kJoinPendingTimeoutMs = 30ULL * 60 * 1000;
+// How often a pending joiner asks again.
+constexpr uint64_t kJoinPendingPollMs = 500;
 
 int64_t unix_now() {
     return static_cast<int64_t>(std::time(nullptr));
@@ -127,23 +129,66 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
     }
     COFFER_ASSIGN_OR_RETURN(JoinClaims joining, check_join_request(client_cert_der, request));
     const std::string& joiner = joining.node_id;
-    const ListenAddress& node_address = joining.node_address;
-    const ListenAddress& client_address = joining.client_address;
-    const std::string& measurement = joining.measurement;
-    const crypto::EcdsaPublicKey& key = joining.key;
+    std::optional<json> record;
+    {
+        kv::Transaction tx = store_.begin();
+        COFFER_ASSIGN_OR_RETURN(record, read_governance_value(tx, kNodesMap, joiner));
+    }
+    const std::string status = record.has_value() ? record->value("status", "") : "";
+    if (status == kNodeStatusRetired) {
+        return error(Errc::kPermissionDenied,
+                     "node " + joiner + " was retired; a retired node cannot join again");
+    }
+    if (status != kNodeStatusTrusted) {
+        return record_pending_node(joining, request);
+    }
+    // Trusted by an accepted trust_node proposal: issue its certificate, make it a voter and
+    // hand it the service's secrets, now that it is here to take part.
+    return answer_trusted_joiner(joining, request, *record);
+}
 
+Result<json> Node::record_pending_node(const JoinClaims& joining, const json& request) {
+    const std::string& joiner = joining.node_id;
+    json record = {{"status", std::string(kNodeStatusPending)},
+                   {"attestation", request["attestation"]},
+                   {"measurement", joining.measurement},
+                   {"client_address", joining.client_address.to_string()},
+                   {"node_address", joining.node_address.to_string()}};
+    auto committed = commit([&](kv::Transaction& tx) -> Status {
+        COFFER_ASSIGN_OR_RETURN(auto current, read_governance_value(tx, kNodesMap, joiner));
+        if (current.has_value() && *current == record) {
+            return Status();  // asked again: nothing new to record
+        }
+        if (current.has_value() && current->value("status", "") != kNodeStatusPending) {
+            return error(Errc::kConflict, "node " + joiner + " changed status meanwhile");
+        }
+        return write_governance_value(tx, kNodesMap, joiner, record);
+    });
+    if (!committed.ok()) {
+        return committed.status();
+    }
+    spdlog::info("node.join_pending joiner={} measurement={} node_address={}", joiner,
+                 joining.measurement, joining.node_address.to_string());
+    return json{
+        {"status", std::string(kNodeStatusPending)},
+        {"node_id", joiner},
+        {"message", "waiting for the members to accept a trust_node proposal for " + joiner}};
+}
+
+Result<json> Node::answer_trusted_joiner(const JoinClaims& joining, const json& request,
+                                         json record) {
+    const std::string& joiner = joining.node_id;
     int64_t now = unix_now();
     COFFER_ASSIGN_OR_RETURN(
         crypto::Certificate node_cert,
-        issue_node_certificate(secrets_.service, key, {client_address.host, node_address.host}, now,
+        issue_node_certificate(secrets_.service, joining.key,
+                               {joining.client_address.host, joining.node_address.host}, now,
                                config_.certificates.node_validity_s));
-    json record = {{"cert", node_cert.to_pem()},
-                   {"status", std::string(kNodeStatusTrusted)},
-                   {"attestation", request["attestation"]},
-                   {"client_address", client_address.to_string()},
-                   {"node_address", node_address.to_string()}};
-    transport_->set_address(joiner, node_address);
-
+    record["cert"] = node_cert.to_pem();
+    record["attestation"] = request["attestation"];
+    record["client_address"] = joining.client_address.to_string();
+    record["node_address"] = joining.node_address.to_string();
+    transport_->set_address(joiner, joining.node_address);
     consensus::Configuration current = replication_status().configuration;
     bool already_voter = current.contains(joiner);
     std::vector<consensus::NodeId> voters = current.voters;
@@ -151,21 +196,28 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
     COFFER_ASSIGN_OR_RETURN(consensus::Configuration next,
                             consensus::make_configuration(std::move(voters)));
     auto committed = commit([&](kv::Transaction& tx) -> Status {
-        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kNodesMap, joiner, record));
-        if (!already_voter) {
-            COFFER_RETURN_IF_ERROR(tx.put(kConfigurationMap, as_bytes(kConfigurationKey),
-                                          as_bytes(configuration_value(next))));
+        COFFER_ASSIGN_OR_RETURN(auto stored, read_governance_value(tx, kNodesMap, joiner));
+        if (!stored.has_value() || stored->value("status", "") != kNodeStatusTrusted) {
+            return error(Errc::kConflict, "node " + joiner + " is no longer trusted");
         }
-        return Status();
+        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kNodesMap, joiner, record));
+        if (already_voter) {
+            return Status();
+        }
+        return tx.put(kConfigurationMap, as_bytes(kConfigurationKey),
+                      as_bytes(configuration_value(next)));
     });
     if (!committed.ok()) {
         return committed.status();
     }
     spdlog::info("node.join_admitted joiner={} measurement={} node_address={} tx={}", joiner,
-                 measurement, node_address.to_string(), committed->id.to_string());
+                 joining.measurement, joining.node_address.to_string(), committed->id.to_string());
 
     json peers = json::array();
-    for (const consensus::NodeId& id : next.voters) {
+    for (const consensus::NodeId& id : replication_status().configuration.voters) {
+        if (id == node_id() || id == joiner) {
+            continue;
+        }
         if (auto a = transport_->address_of(id); a.has_value()) {
             peers.push_back({{"node_id", id}, {"node_address", a->to_string()}});
         }
@@ -242,6 +294,7 @@ Status Node::join_network() {
     json answer;
     Status last = error(Errc::kFailedPrecondition, "no join attempt made");
     int redirects = 0;
+    bool pending_logged = false;
     while (std::chrono::steady_clock::now() < deadline) {
         net::ClientOptions o;
         o.host = target.host;
@@ -258,6 +311,21 @@ Status Node::join_network() {
             answer = json::parse(response->body, nullptr, false);
             last = Status();
             break;
+        }
+        if (response.ok() && response->status == 202) {
+            // Recorded as pending: the members decide. Keep asking (the leader answers with
+            // the secrets once a trust_node proposal was accepted) for a much longer time.
+            if (!pending_logged) {
+                spdlog::info("node.join_pending node_id={} target={}", secrets_.node.node_id,
+                             target.to_string());
+                pending_logged = true;
+                deadline = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(kJoinPendingTimeoutMs);
+            }
+            last = error(Errc::kFailedPrecondition,
+                         "no trust_node proposal was accepted for node " + secrets_.node.node_id);
+            std::this_thread::sleep_for(std::chrono::milliseconds(kJoinPendingPollMs));
+            continue;
         }
         if (response.ok() && response->status == 307 && redirects < kMaxJoinRedirects) {
             auto location = response->header("Location");

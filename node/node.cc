@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "crypto/x25519.h"
 #include "node/files.h"
+#include "node/genesis_governance.h"
 #include "node/governance_maps.h"
 
 namespace coffer::node {
@@ -342,6 +343,17 @@ Status Node::write_genesis(const json& members, const json& users) {
                 write_governance_value(tx, kTrustedMeasurementsMap, m, {{"source", "config"}}));
         }
     }
+    // The clean room's X25519 key pair (docs/cleanroom.md, "Maps"): made once per service,
+    // in a private map so that every trusted node, a new leader after a failover included,
+    // can open uploads with it. The name is cr::kServiceKeyMap of apps/cleanroom_state.h,
+    // which the node library cannot include (apps builds on node).
+    constexpr std::string_view kCleanroomKeyMap = "cleanroom.service_key";
+    crypto::X25519KeyPair cleanroom_key = crypto::x25519_generate();
+    COFFER_RETURN_IF_ERROR(
+        write_governance_value(tx, kCleanroomKeyMap, "current",
+                               {{"private_key", to_hex(cleanroom_key.private_key)},
+                                {"public_key", to_hex(cleanroom_key.public_key)}}));
+    COFFER_RETURN_IF_ERROR(write_genesis_governance(tx));
     auto committed = store_.commit(std::move(tx));
     if (!committed.ok()) {
         return committed.status();

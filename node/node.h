@@ -124,15 +124,17 @@ class Node {
     // Leader only: a commit point at which a read is linearizable (Replicator).
     Result<kv::Seqno> linearizable_read_point(uint64_t timeout_ms);
 
-    // Leader only: admits a joining node (docs/replication.md, "Joining"). `client_cert_der`
-    // is the joiner's TLS client certificate (its node key, self-signed); `request` is
-    // {"node_address", "client_address", "attestation"}. Verifies the evidence, its key
-    // binding and its measurement, issues the node certificate, and commits the node record
-    // and the new configuration. Returns the answer document (it holds the service key and
-    // the ledger secrets: send it only over the joiner's TLS connection).
+    // Leader only: a joining node asks to be admitted (docs/replication.md, "Joining").
+    // `client_cert_der` is the joiner's TLS client certificate (its node key, self-signed);
+    // `request` is {"node_address", "client_address", "attestation"}. Verifies the evidence,
+    // its key binding and its measurement. A node the members have not trusted yet is
+    // recorded as "pending" and the answer is {"status": "pending", ...}: the joiner asks
+    // again until an accepted trust_node proposal made it trusted and a voter; then its
+    // certificate is issued and the answer holds the service key and the ledger secrets
+    // (send it only over the joiner's TLS connection).
     // Errors: kInvalidArgument (malformed request), kPermissionDenied (evidence refused,
-    // untrusted measurement), kFailedPrecondition (not leader, a configuration change in
-    // progress: retry), commit errors.
+    // untrusted measurement, a retired node), kFailedPrecondition (not leader, trusted but
+    // the configuration not appended yet: retry), commit errors.
     Result<nlohmann::json> admit_node(const std::string& client_cert_der,
                                       const nlohmann::json& request);
 
@@ -192,6 +194,14 @@ class Node {
     };
     Result<JoinClaims> check_join_request(const std::string& client_cert_der,
                                           const nlohmann::json& request);
+    // The joiner's record with status "pending" (members trust it by proposal); answers
+    // {"status": "pending", "node_id", "message"}.
+    Result<nlohmann::json> record_pending_node(const JoinClaims& joining,
+                                               const nlohmann::json& request);
+    // Issues the certificate of a trusted joiner and answers with the service's secrets.
+    Result<nlohmann::json> answer_trusted_joiner(const JoinClaims& joining,
+                                                 const nlohmann::json& request,
+                                                 nlohmann::json record);
     Status join_network();
     Status install_join_answer(const nlohmann::json& answer, const crypto::Certificate& pinned);
     Status choose_ports();

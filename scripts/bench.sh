@@ -4,7 +4,7 @@ set -euo pipefail
 build=${1:-build/bench}
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-for b in crypto_bench kv_bench ledger_storage_bench ledger_bench; do
+for b in crypto_bench kv_bench ledger_storage_bench ledger_bench cleanroom_bench; do
   if [[ -x "$build/bench/$b" ]]; then
     echo
     echo "==> $b"

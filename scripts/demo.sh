@@ -4,7 +4,8 @@
 # secret, verifies a receipt against the service certificate, and shows that no private
 # value reached the disk in clear. Then runs a three-node network (`coffer sandbox`): writes
 # through a follower's redirect, commits on a majority, verifies a receipt, kills the leader
-# and commits again under the new one.
+# and commits again under the new one. Finally the clean room (scripts/demo_cleanroom.sh): three
+# banks run a joint AML analysis and hospitals train one model, on a three-node sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
@@ -141,4 +142,8 @@ if grep -rq "private message 7" "$sb"/node*/data; then
   echo "demo: a private message reached the disk in clear"
   exit 1
 fi
+echo
+echo "==> 8. the clean room: banks and hospitals compute together without seeing each other's rows"
+scripts/demo_cleanroom.sh "$coffer" "$out/cleanroom"
+echo
 echo "demo finished: see docs/ for what each step proves"

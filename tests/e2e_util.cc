@@ -139,7 +139,8 @@ nlohmann::json make_config(const std::string& dir, const Identity& member,
                            const std::vector<Identity>& users, const nlohmann::json& extra) {
     nlohmann::json user_list = nlohmann::json::array();
     for (const Identity& u : users) {
-        user_list.push_back({{"certificate", u.cert_path}});
+        user_list.push_back(
+            {{"certificate", u.cert_path}, {"encryption_public_key", u.enc_pub_path}});
     }
     nlohmann::json config = {
         {"client_address", "127.0.0.1:0"},
@@ -270,6 +271,65 @@ std::vector<std::string> files_under(const std::string& dir) {
         }
     }
     return out;
+}
+
+namespace {
+
+// The JSON answer `coffer member propose|vote` prints before its "transaction status" line.
+nlohmann::json member_command_answer(const std::string& output) {
+    size_t start = output.find('{');
+    size_t end = output.rfind('}');
+    if (start == std::string::npos || end == std::string::npos || end < start) {
+        return nlohmann::json();
+    }
+    return nlohmann::json::parse(output.substr(start, end - start + 1), nullptr, false);
+}
+
+std::vector<std::string> member_args(const std::string& command, uint16_t port,
+                                     const std::string& service_cert_path, const Identity& member) {
+    return {"member",         command,           "--service", "127.0.0.1:" + std::to_string(port),
+            "--service-cert", service_cert_path, "--cert",    member.cert_path,
+            "--key",          member.key_path};
+}
+
+}  // namespace
+
+std::optional<std::string> pass_proposal(uint16_t port, const std::string& service_cert_path,
+                                         const std::vector<Identity>& members,
+                                         const nlohmann::json& actions, std::string& why) {
+    if (members.empty()) {
+        why = "no member to propose";
+        return std::nullopt;
+    }
+    TempDir scratch;
+    std::string proposal_path = scratch.path() + "/proposal.json";
+    write_text_file(proposal_path, nlohmann::json{{"actions", actions}}.dump());
+    std::vector<std::string> args = member_args("propose", port, service_cert_path, members[0]);
+    args.insert(args.end(), {"--proposal", proposal_path});
+    CommandResult proposed = run_coffer(args);
+    nlohmann::json answer = member_command_answer(proposed.output);
+    if (proposed.exit_code != 0 || !answer.is_object() || !answer.contains("proposal_id")) {
+        why = "propose failed: " + proposed.output;
+        return std::nullopt;
+    }
+    std::string id = answer["proposal_id"].get<std::string>();
+    std::string state = answer.value("state", "");
+    for (size_t i = 0; i < members.size() && state == "open"; ++i) {
+        std::vector<std::string> vote = member_args("vote", port, service_cert_path, members[i]);
+        vote.insert(vote.end(), {"--proposal", id, "--yes"});
+        CommandResult voted = run_coffer(vote);
+        nlohmann::json ballot = member_command_answer(voted.output);
+        if (voted.exit_code != 0 || !ballot.is_object()) {
+            why = "vote failed: " + voted.output;
+            return std::nullopt;
+        }
+        state = ballot.value("state", "");
+    }
+    if (state != "accepted") {
+        why = "proposal " + id + " ended " + state + ": " + answer.dump();
+        return std::nullopt;
+    }
+    return id;
 }
 
 }  // namespace coffer::e2e

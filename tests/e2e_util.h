@@ -119,4 +119,13 @@ bool wait_committed(net::HttpClient& client, const std::string& tx_id, int timeo
 // Every regular file under `dir`, recursively.
 std::vector<std::string> files_under(const std::string& dir);
 
+// Passes a governance proposal with the real `coffer member` command: `members[0]` proposes
+// `actions` (a JSON array of {"name", "args"}) through the node at 127.0.0.1:`port` (the
+// command follows redirects to the leader), then members vote yes in order until the
+// proposal is accepted. Returns the proposal id, or nullopt with the reason in `why`
+// (refused, failed, or still open after every vote).
+std::optional<std::string> pass_proposal(uint16_t port, const std::string& service_cert_path,
+                                         const std::vector<Identity>& members,
+                                         const nlohmann::json& actions, std::string& why);
+
 }  // namespace coffer::e2e

@@ -12,6 +12,16 @@ namespace {
 
 using nlohmann::json;
 
+// Endpoints whose success no fixed example can give (see the walk below).
+const std::set<std::string> kNoStaticExample = {"/node/join",
+                                                "/node/retire",
+                                                "/app/cleanroom/uploads/chunk",
+                                                "/app/cleanroom/uploads/commit",
+                                                "/gov/proposals",
+                                                "/gov/ballots",
+                                                "/gov/withdrawals",
+                                                "/gov/proposal"};
+
 json parse(const std::string& body) {
     return json::parse(body, nullptr, false);
 }
@@ -110,10 +120,12 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
                 target += "?" + query;
             }
             int want = expected(e["policy"], kind);
-            if (want == 2 && method == "POST" &&
-                (target == "/node/join" || target == "/node/retire")) {
-                // Success needs a joining node with evidence, or a real voter to retire:
-                // replication_test covers both; the policy is still checked for the others.
+            if (want == 2 && kNoStaticExample.count(e["path"]) != 0) {
+                // Success needs what no fixed example can carry: a joining node with
+                // evidence, a real voter to retire, a chunk sealed to the clean-room key made
+                // at genesis, a member request signed just now, an existing proposal id. Their own
+                // tests (replication_test, cleanroom_service_test, governance_test) cover them; the
+                // policy is still checked for every other caller.
                 continue;
             }
             // Writes wait for their commit, so that the example reads that follow find them.

@@ -95,7 +95,8 @@ ClusterNode::~ClusterNode() {
     kill_hard();
 }
 
-bool ClusterNode::start(std::string& why, int timeout_ms) {
+bool ClusterNode::start(std::string& why, int timeout_ms,
+                        const std::function<void()>& while_waiting) {
     std::string ports_path = data_dir_ + "/node_ports.json";
     pid_t pid =
         spawn_coffer({"node", joins_ ? "join" : "start", "--config", config_path_}, log_path_);
@@ -117,6 +118,9 @@ bool ClusterNode::start(std::string& why, int timeout_ms) {
         if (ports.is_object() && ports.value("pid", -1) == pid) {
             client_port_ = ports["client_port"].get<uint16_t>();
             return true;
+        }
+        if (while_waiting) {
+            while_waiting();
         }
         sleep_ms(kPollMs);
     }
@@ -216,7 +220,16 @@ bool Network::form(const NetworkOptions& options, std::string& why) {
         write_text_file(config_path, config.dump(2));
         nodes_.push_back(std::make_unique<ClusterNode>(i, config_path, node_dir + "/data",
                                                        node_dir + "/node.log", i > 0));
-        if (!nodes_.back()->start(why)) {
+        std::set<std::string> proposed;
+        std::string trust_why;
+        auto trust = [&] {
+            if (i > 0) {
+                trust_pending_nodes(nodes_[0]->client_port(), service_cert_pem_, member_, proposed,
+                                    trust_why);
+            }
+        };
+        if (!nodes_.back()->start(why, kJoinTimeoutMs, trust)) {
+            why += trust_why.empty() ? "" : " (trusting it: " + trust_why + ")";
             return false;
         }
         if (i == 0) {
@@ -445,6 +458,44 @@ bool wait_tx_committed(const Network& network, const std::string& tx_id, int tim
         sleep_ms(kPollMs);
     }
     return false;
+}
+
+bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem, const Identity& member,
+                         std::set<std::string>& proposed, std::string& why) {
+    net::ClientOptions options;
+    options.port = port;
+    options.ca_cert_pem = service_cert_pem;
+    options.timeout_ms = kStatePollTimeoutMs;
+    auto client = net::HttpClient::connect(options);
+    if (!client.ok()) {
+        why = client.status().to_string();
+        return false;
+    }
+    auto answer = (*client)->request("GET", "/node/network");
+    if (!answer.ok() || answer->status != 200) {
+        why = "GET /node/network failed";
+        return false;
+    }
+    json network = json::parse(answer->body, nullptr, false);
+    if (!network.is_object() || !network["nodes"].is_array()) {
+        why = "GET /node/network: unexpected answer";
+        return false;
+    }
+    TempDir scratch;
+    std::string cert_path = scratch.path() + "/service_cert.pem";
+    write_text_file(cert_path, service_cert_pem);
+    for (const json& n : network["nodes"]) {
+        std::string id = n.value("node_id", "");
+        if (n.value("status", "") != "pending" || proposed.count(id) != 0) {
+            continue;
+        }
+        json actions = json::array({{{"name", "trust_node"}, {"args", {{"node_id", id}}}}});
+        if (!pass_proposal(port, cert_path, {member}, actions, why).has_value()) {
+            return false;
+        }
+        proposed.insert(id);
+    }
+    return true;
 }
 
 }  // namespace coffer::e2e

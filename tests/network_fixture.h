@@ -20,8 +20,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,8 +53,10 @@ class ClusterNode {
 
     // Spawns `coffer node start|join --config ...` and waits until the process wrote its
     // ports file (with its own pid). False, with the log tail in `why`, if it exited or
-    // timed out (it is then killed).
-    bool start(std::string& why, int timeout_ms = kJoinTimeoutMs);
+    // timed out (it is then killed). `while_waiting` runs at every poll: a joining node
+    // waits for the members to trust it (see trust_pending_nodes).
+    bool start(std::string& why, int timeout_ms = kJoinTimeoutMs,
+               const std::function<void()>& while_waiting = {});
     // SIGTERM (after SIGCONT) and wait; the exit code, -1 on signal death or timeout.
     int terminate();
     // SIGCONT + SIGKILL and wait for the process.
@@ -80,6 +84,13 @@ class ClusterNode {
     std::atomic<bool> paused_{false};
     std::atomic<uint16_t> client_port_{0};
 };
+
+// Trusts, by a proposal of `member` (the only member, so its vote passes it), every node that
+// GET /node/network on 127.0.0.1:`port` lists as "pending" and that is not in `proposed`
+// yet; adds those to `proposed`. A joining node is admitted only after such a proposal
+// (docs/replication.md, "Joining"). False with the reason in `why` if a proposal failed.
+bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem, const Identity& member,
+                         std::set<std::string>& proposed, std::string& why);
 
 // The part of GET /node/state a test looks at.
 struct NodeStateView {

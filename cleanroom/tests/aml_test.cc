@@ -10,16 +10,13 @@
 #include "cleanroom/aml.h"
 #include "cleanroom/analysis.h"
 #include "cleanroom/csv.h"
+#include "cleanroom/tests/references.h"
 #include "cleanroom/tests/test_util.h"
 
 namespace coffer::cleanroom {
 namespace {
 
-struct Tx {
-    int64_t src, dst;
-    double amount;
-    int64_t time;
-};
+using Tx = reference::Transfer;
 
 AmlGraph graph_of(const std::vector<Tx>& txs, int64_t accounts) {
     AmlGraph g;
@@ -236,72 +233,6 @@ std::map<std::string, Table> bank_tables(const std::vector<Tx>& txs) {
     return out;
 }
 
-// The reference: breadth-first path expansion over unsorted adjacency lists and brute-force
-// fan windows; shares no code with the engine.
-std::map<int64_t, std::set<std::string>> reference_flags(const std::vector<Tx>& txs) {
-    std::map<int64_t, std::vector<size_t>> out_edges;
-    std::map<int64_t, std::vector<size_t>> in_edges;
-    for (size_t i = 0; i < txs.size(); ++i) {
-        out_edges[txs[i].src].push_back(i);
-        in_edges[txs[i].dst].push_back(i);
-    }
-    std::map<int64_t, std::set<std::string>> flags;
-    struct Path {
-        std::vector<int64_t> accounts;
-        int64_t last_time;
-    };
-    for (const Tx& first : txs) {
-        if (first.src == first.dst) {
-            continue;
-        }
-        std::vector<Path> frontier = {{{first.src, first.dst}, first.time}};
-        while (!frontier.empty()) {
-            std::vector<Path> next;
-            for (const Path& path : frontier) {
-                for (size_t e : out_edges[path.accounts.back()]) {
-                    const Tx& t = txs[e];
-                    if (t.time < path.last_time || t.time > first.time + kCycleWindow) {
-                        continue;
-                    }
-                    if (t.dst == first.src) {
-                        for (int64_t a : path.accounts) {
-                            flags[a].insert("cycle");
-                        }
-                    } else if (path.accounts.size() < 6 &&
-                               std::count(path.accounts.begin(), path.accounts.end(), t.dst) == 0) {
-                        Path longer = path;
-                        longer.accounts.push_back(t.dst);
-                        longer.last_time = t.time;
-                        next.push_back(std::move(longer));
-                    }
-                }
-            }
-            frontier = std::move(next);
-        }
-    }
-    auto fan = [&](const std::map<int64_t, std::vector<size_t>>& edges, bool incoming,
-                   const char* name) {
-        for (const auto& [account, list] : edges) {
-            for (size_t anchor : list) {
-                std::set<int64_t> peers;
-                for (size_t e : list) {
-                    if (txs[e].time >= txs[anchor].time &&
-                        txs[e].time <= txs[anchor].time + kFanWindow) {
-                        peers.insert(incoming ? txs[e].src : txs[e].dst);
-                    }
-                }
-                if (static_cast<int64_t>(peers.size()) >= kFanDegree) {
-                    flags[account].insert(name);
-                    break;
-                }
-            }
-        }
-    };
-    fan(in_edges, true, "fan_in");
-    fan(out_edges, false, "fan_out");
-    return flags;
-}
-
 std::string aml_document(const std::vector<std::string>& banks) {
     nlohmann::json datasets = nlohmann::json::array();
     for (const std::string& b : banks) {
@@ -371,14 +302,16 @@ TEST(AmlSim, JointFlagsEqualReferenceAndBeatEachBankAlone) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(joint.ok()) << joint.status().to_string();
 
-    const std::map<int64_t, std::set<std::string>> reference = reference_flags(sim.txs);
+    // The independent reference (cleanroom/tests/references.h) on the whole plaintext.
+    const std::map<int64_t, std::set<std::string>> expected =
+        reference::aml_flags(sim.txs, reference::AmlRules{kCycleWindow, 6, kFanDegree, kFanWindow});
     std::map<int64_t, std::set<std::string>> joint_flags;
     Figures alone_total;
     for (int b = 0; b < kBanks; ++b) {
         // What the bank received equals the reference restricted to its own accounts.
         const auto got = received_flags(joint->outputs.at(banks[b]));
         std::map<int64_t, std::set<std::string>> want;
-        for (const auto& [account, kinds] : reference) {
+        for (const auto& [account, kinds] : expected) {
             if (bank_of(account) == b) {
                 want[account] = kinds;
             }

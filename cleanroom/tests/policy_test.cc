@@ -65,6 +65,33 @@ TEST(Policy, RoutingSendsRowsToTheOwnerOfTheEntityAndAggregatesToAll) {
     EXPECT_EQ(routed.unrouted_rows, 1u);
 }
 
+// Entity values are each party's own claim: bank_b holding bank_a's account 1 as well makes
+// account 1 nobody's, so bank_b cannot receive bank_a's row by uploading the key.
+TEST(Policy, AnEntityClaimedByTwoPartiesIsRoutedToNobody) {
+    DatasetSchema s = testing::make_schema("a", {"account:int"});
+    s.entity_columns = {"account"};
+    Table a{s, "bank_a", {{Value{int64_t{1}}}, {Value{int64_t{2}}}}};
+    s.name = "b";
+    Table b{s, "bank_b", {{Value{int64_t{3}}}, {Value{int64_t{1}}}}};
+    s.name = "a2";
+    Table a2{s, "bank_a", {{Value{int64_t{2}}}}};
+    const auto entities = party_entities({&a, &b, &a2});
+    EXPECT_EQ(entities.at("bank_a").count("1"), 0u);
+    EXPECT_EQ(entities.at("bank_b").count("1"), 0u);
+    OutputPolicy p;
+    p.routing_column = "account";
+    const std::vector<Row> rows = {{Value{int64_t{1}}, Value{10.0}},
+                                   {Value{int64_t{2}}, Value{20.0}},
+                                   {Value{int64_t{3}}, Value{30.0}}};
+    const RoutedRows routed =
+        route_rows({"account", "total"}, rows, p, {"bank_a", "bank_b"}, entities);
+    ASSERT_EQ(routed.rows_by_recipient.at("bank_a").size(), 1u);
+    EXPECT_EQ(std::get<int64_t>(routed.rows_by_recipient.at("bank_a")[0][0]), 2);
+    ASSERT_EQ(routed.rows_by_recipient.at("bank_b").size(), 1u);
+    EXPECT_EQ(std::get<int64_t>(routed.rows_by_recipient.at("bank_b")[0][0]), 3);
+    EXPECT_EQ(routed.unrouted_rows, 1u);
+}
+
 TEST(Policy, MinInputRowsNamesTheSmallDataset) {
     Table t{testing::make_schema("tiny", {"x:int"}), "p", {{Value{int64_t{1}}}}};
     OutputPolicy p;

@@ -7,6 +7,7 @@
 
 #include "cleanroom/analysis.h"
 #include "cleanroom/csv.h"
+#include "cleanroom/tests/references.h"
 #include "cleanroom/tests/test_util.h"
 #include "cleanroom/train.h"
 
@@ -70,82 +71,6 @@ std::map<std::string, Table> load_hospitals() {
         }
     }
     return out;
-}
-
-// An independent plain fit: imputation, standardisation and Newton's method with
-// Gauss-Jordan elimination, no Eigen.
-std::vector<double> plain_fit(const std::vector<std::vector<double>>& x, const std::vector<int>& y,
-                              double l2) {
-    const size_t n = x.size();
-    const size_t p = x[0].size();
-    std::vector<std::vector<double>> z(n, std::vector<double>(p + 1, 1.0));
-    for (size_t j = 0; j < p; ++j) {
-        double sum = 0, count = 0;
-        for (size_t i = 0; i < n; ++i) {
-            if (!std::isnan(x[i][j])) {
-                sum += x[i][j];
-                count += 1;
-            }
-        }
-        const double mean = count > 0 ? sum / count : 0;
-        double var = 0;
-        for (size_t i = 0; i < n; ++i) {
-            const double v = std::isnan(x[i][j]) ? mean : x[i][j];
-            var += (v - mean) * (v - mean) / static_cast<double>(n);
-        }
-        const double sd = std::sqrt(var) < 1e-12 ? 1 : std::sqrt(var);
-        for (size_t i = 0; i < n; ++i) {
-            z[i][j + 1] = ((std::isnan(x[i][j]) ? mean : x[i][j]) - mean) / sd;
-        }
-    }
-    std::vector<double> beta(p + 1, 0.0);
-    for (int iter = 0; iter < 200; ++iter) {
-        std::vector<std::vector<double>> a(p + 1, std::vector<double>(p + 2, 0.0));
-        for (size_t i = 0; i < n; ++i) {
-            double eta = 0;
-            for (size_t k = 0; k <= p; ++k) {
-                eta += z[i][k] * beta[k];
-            }
-            const double pr = 1 / (1 + std::exp(-eta));
-            for (size_t r = 0; r <= p; ++r) {
-                a[r][p + 1] += z[i][r] * (pr - y[i]);
-                for (size_t c = 0; c <= p; ++c) {
-                    a[r][c] += z[i][r] * z[i][c] * pr * (1 - pr);
-                }
-            }
-        }
-        for (size_t r = 1; r <= p; ++r) {
-            a[r][r] += l2;
-            a[r][p + 1] += l2 * beta[r];
-        }
-        for (size_t col = 0; col <= p; ++col) {
-            size_t pivot = col;
-            for (size_t r = col + 1; r <= p; ++r) {
-                if (std::fabs(a[r][col]) > std::fabs(a[pivot][col])) {
-                    pivot = r;
-                }
-            }
-            std::swap(a[col], a[pivot]);
-            for (size_t r = 0; r <= p; ++r) {
-                if (r != col) {
-                    const double f = a[r][col] / a[col][col];
-                    for (size_t c = col; c <= p + 1; ++c) {
-                        a[r][c] -= f * a[col][c];
-                    }
-                }
-            }
-        }
-        double biggest = 0;
-        for (size_t k = 0; k <= p; ++k) {
-            const double step = a[k][p + 1] / a[k][k];
-            beta[k] -= step;
-            biggest = std::max(biggest, std::fabs(step));
-        }
-        if (biggest < 1e-13) {
-            break;
-        }
-    }
-    return beta;
 }
 
 TEST(Train, AucCountsTiesAsHalf) {
@@ -228,7 +153,7 @@ TEST(HeartDisease, JointModelMatchesPlainFitAndBeatsOwnModels) {
     std::vector<std::vector<double>> joint_x;
     std::vector<int> joint_y;
     joint_training_rows(tables, *doc->lr, joint_x, joint_y);
-    const std::vector<double> want = plain_fit(joint_x, joint_y, 1.0);
+    const std::vector<double> want = reference::logistic_fit(joint_x, joint_y, 1.0);
     const nlohmann::json model =
         nlohmann::json::parse(result->outputs.at("hospital_va").json)["aggregates"]["model"];
     EXPECT_NEAR(model["intercept"].get<double>(), want[0], 1e-6);

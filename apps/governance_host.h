@@ -1,0 +1,94 @@
+// The constitution's view of the service: gov::GovernanceHost over one KV transaction of a
+// governance endpoint, with the effects only the node can carry out.
+//
+// Writes are buffered in the host, not in the transaction: the endpoint copies them in with
+// flush() only when a whole apply() succeeded, so that a failed proposal leaves none of its
+// actions' writes behind while its own state change ("failed") still commits.
+//
+// Thread-safety: none; one host serves one transaction on one thread.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "gov/constitution.h"
+#include "kv/store.h"
+
+namespace coffer::apps {
+
+// The most keys keys() returns for one map (a larger map is refused rather than cut).
+constexpr size_t kMaxGovernanceMapKeys = 4096;
+// The most bytes of JSON one apply() may buffer, all writes together; well under
+// kv::kMaxWriteSetSize so that flush() cannot fail on the transaction's limits.
+constexpr size_t kMaxBufferedGovernanceBytes = size_t{8} << 20;
+
+// The effects a constitution may ask for, and which of them the node carries out.
+inline constexpr std::string_view kEffectSetConstitution = "set_constitution";
+inline constexpr std::string_view kEffectOpenService = "open_service";
+inline constexpr std::string_view kEffectReissueRecoveryShares = "reissue_recovery_shares";
+inline constexpr std::string_view kEffectUpdateRaftConfiguration = "update_raft_configuration";
+
+class TxGovernanceHost final : public gov::GovernanceHost {
+  public:
+    // `tx` must outlive the host. `proposal_id` is the proposal being applied (kept by
+    // set_constitution when it drops the other open proposals); empty outside apply.
+    // `current_voters` is the node's Raft configuration (update_raft_configuration writes
+    // nothing when the voters it computes are those).
+    TxGovernanceHost(kv::Transaction& tx, std::string proposal_id,
+                     std::vector<std::string> current_voters = {});
+
+    // Reads see the buffered writes first, then the transaction.
+    // Errors: kCorrupt for a stored value that is not a JSON object.
+    Result<std::optional<nlohmann::json>> get(std::string_view map, std::string_view key) override;
+    // Buffers a write. Errors: kPermissionDenied for a map governance keeps for itself
+    // (proposals, ballots, request digests, constitution, service);
+    // kInvalidArgument for a non-object value or a key over the KV limit;
+    // kResourceExhausted past kMaxBufferedGovernanceBytes.
+    Status put(std::string_view map, std::string_view key, const nlohmann::json& value) override;
+    // Buffers a removal. Errors: as put().
+    Status remove(std::string_view map, std::string_view key) override;
+    // The keys of `map` as this host sees them, sorted. Errors: kResourceExhausted past
+    // kMaxGovernanceMapKeys; those of Transaction::range.
+    Result<std::vector<std::string>> keys(std::string_view map) override;
+    // set_constitution {"constitution": source}: checks the source, replaces the current
+    // constitution and marks every other open proposal "dropped".
+    // open_service {}: sets the service status to "open".
+    // reissue_recovery_shares {}: nothing yet (the node issues no recovery shares yet).
+    // update_raft_configuration {"voters": [node ids]}: every id must be a trusted node (as
+    // this host sees the nodes map); writes the configuration map, which makes the
+    // transaction a Raft configuration entry.
+    // Errors: kInvalidArgument for bad arguments or a source that does not check;
+    // kUnsupported "not supported yet: ..." for rekey_ledger, set_recovery_threshold and
+    // set_signature_interval; kInvalidArgument for an unknown effect.
+    Status effect(std::string_view name, const nlohmann::json& args) override;
+
+    // Copies the buffered writes into the transaction and forgets them.
+    // Errors: those of Transaction::put/remove (not expected within the bounds above).
+    Status flush();
+    // Forgets the buffered writes.
+    void discard();
+
+  private:
+    Status buffer(std::string_view map, std::string_view key, std::optional<nlohmann::json> value,
+                  bool internal);
+    Status set_constitution(const nlohmann::json& args);
+    Status update_raft_configuration(const nlohmann::json& args);
+    Status drop_open_proposals();
+
+    kv::Transaction& tx_;
+    std::string proposal_id_;
+    std::vector<std::string> current_voters_;
+    // map -> key -> value, nullopt for a removal.
+    std::map<std::string, std::map<std::string, std::optional<nlohmann::json>>, std::less<>>
+        writes_;
+    size_t buffered_bytes_ = 0;
+};
+
+}  // namespace coffer::apps
