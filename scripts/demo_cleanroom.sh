@@ -12,7 +12,7 @@ data=${COFFER_DATA_DIR:-../shared/data}
 rm -rf "$out"
 mkdir -p "$out"
 
-echo "==> 1. the parties' files: each bank's transfers, each hospital's patients"
+echo "==> 8.1 the parties' files: each bank's transfers, each hospital's patients"
 "$coffer" cleanroom sample aml --data "$data" --out "$out/aml"
 "$coffer" cleanroom sample hospitals --data "$data" --out "$out/hospitals"
 mapfile -t banks < <(jq -r '.parties[].party' "$out/aml/scenario.json")
@@ -21,7 +21,7 @@ echo "AML data: $(jq -r .source "$out/aml/scenario.json"); banks: ${banks[*]}"
 echo "hospital data: $(jq -r .source "$out/hospitals/scenario.json"); hospitals: ${hospitals[*]}"
 
 echo
-echo "==> 2. a three-node service with every party as a user"
+echo "==> 8.2 a three-node service with every party as a user"
 sb="$out/sandbox"
 users=$(IFS=,; echo "${banks[*]},${hospitals[*]}")
 "$coffer" sandbox --nodes 3 --dir "$sb" --users "$users" --quiet >"$out/sandbox.log" 2>&1 &
@@ -44,7 +44,7 @@ as() {
 }
 
 echo
-echo "==> 3. ${banks[0]} checks the clean room's key: signed by the service, held by attested nodes"
+echo "==> 8.3 ${banks[0]} checks the clean room's key: signed by the service, held by attested nodes"
 as "${banks[0]}" key
 
 # Declares and uploads every party's dataset of a scenario folder.
@@ -89,16 +89,16 @@ agree_and_run() {
 }
 
 echo
-echo "==> 4. AML: every bank uploads its transfers, encrypted to the clean room"
+echo "==> 8.4 AML: every bank uploads its transfers, encrypted to the clean room"
 upload_all "$out/aml"
 as "${banks[0]}" datasets
 
 echo
-echo "==> 5. AML: the banks agree on the joint analysis by its hash, then run it"
+echo "==> 8.5 AML: the banks agree on the joint analysis by its hash, then run it"
 agree_and_run "$out/aml" joint "${banks[@]}"
 
 echo
-echo "==> 6. AML: what each bank received (flags on its own accounts only)"
+echo "==> 8.6 AML: what each bank received (flags on its own accounts only)"
 for b in "${banks[@]}"; do
   as "$b" fetch --run "$run_id" --json >"$out/result_$b.json"
   jq -r --arg b "$b" '"\($b): \(.rows | length) flagged accounts of its own, flags \(.aggregates.flags | tojson); first rows: \(.rows[:3] | tojson)"' \
@@ -108,12 +108,12 @@ for b in "${banks[@]}"; do
 done
 
 echo
-echo "==> 7. hospitals: every hospital uploads its patients, they agree on the training, one runs it"
+echo "==> 8.7 hospitals: every hospital uploads its patients, they agree on the training, one runs it"
 upload_all "$out/hospitals"
 agree_and_run "$out/hospitals" joint "${hospitals[@]}"
 
 echo
-echo "==> 8. hospitals: what each hospital received (the model, and its own evaluation only)"
+echo "==> 8.8 hospitals: what each hospital received (the model, and its own evaluation only)"
 for h in "${hospitals[@]}"; do
   as "$h" fetch --run "$run_id" --json >"$out/result_$h.json"
   jq -r --arg h "$h" '"\($h): evaluation rows \(.rows | tojson); model: intercept \(.aggregates.model.intercept), \(.aggregates.model.weights | length) weights, \(.aggregates.model.train_rows) training rows"' \
@@ -121,7 +121,7 @@ for h in "${hospitals[@]}"; do
 done
 
 echo
-echo "==> 9. a party that is not a recipient gets nothing, and the audit record has a receipt"
+echo "==> 8.9 a party that is not a recipient gets nothing, and the audit record has a receipt"
 if as "${banks[0]}" fetch --run "$run_id" --json >/dev/null 2>&1; then
   echo "demo: a bank fetched the hospitals' result"
   exit 1
