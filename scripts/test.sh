@@ -34,10 +34,11 @@ phase configure-release cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithAs
 phase build-release cmake --build build/release -j "$jobs"
 phase test-release run_ctest build/release
 # What the long tests report on success (ctest keeps it only in its log): the simulator's seed
-# and fault counts, and the real-process fault test's failovers and history check.
+# and fault counts, the real-process fault test's failovers and history check, and the
+# clean-room scenarios' figures.
 summarise_release() {
   local log=build/release/Testing/Temporary/LastTest.log
-  grep -h -E '^(consensus sim:|ReplicationTest seed=|failover ms:|ops [0-9]+:|lincheck:|ledgers identical)' \
+  grep -h -E '^(consensus sim:|ReplicationTest seed=|failover ms:|ops [0-9]+:|lincheck:|ledgers identical|aml figures:|hospital figures:)' \
     "$log" || echo "(no summary lines found in $log)"
 }
 phase summary-release summarise_release
