@@ -16,6 +16,7 @@
 #include "apps/apps.h"
 #include "apps/governance_host.h"
 #include "crypto/x509.h"
+#include "gov/recovery.h"
 #include "gov/signed_request.h"
 #include "node/genesis_governance.h"
 #include "node/governance_maps.h"
@@ -235,8 +236,9 @@ json proposal_document(const json& record) {
 // Applies an accepted proposal: its writes reach the transaction only if every action
 // succeeded. Sets the record's state to accepted or failed.
 Status apply_accepted(kv::Transaction& tx, gov::Constitution& constitution, const std::string& id,
-                      json& record, const std::vector<std::string>& current_voters) {
-    TxGovernanceHost host(tx, id, current_voters);
+                      json& record, node::Node& node) {
+    TxGovernanceHost host(tx, id, node.replication_status().configuration.voters,
+                          &node.ledger_secrets());
     Status applied = constitution.apply(proposal_document(record), id, host);
     if (applied.ok()) {
         COFFER_RETURN_IF_ERROR(host.flush());
@@ -272,8 +274,7 @@ Status settle(GovCall& call, kv::Transaction& tx, gov::Constitution& constitutio
     }
     if (*outcome == gov::ProposalState::kAccepted) {
         record["final_votes"] = *votes;
-        COFFER_RETURN_IF_ERROR(apply_accepted(tx, constitution, id, record,
-                                              call.node.replication_status().configuration.voters));
+        COFFER_RETURN_IF_ERROR(apply_accepted(tx, constitution, id, record, call.node));
     } else if (*outcome == gov::ProposalState::kRejected) {
         record["final_votes"] = *votes;
         record["state"] = std::string(node::kProposalRejected);
@@ -496,6 +497,29 @@ net::HttpResponse show_map_value(node::Node& node, std::string_view map, std::st
     return net::HttpResponse::json(200, *record);
 }
 
+// One member's encrypted recovery share and the recovery value it belongs to (both public:
+// only the member's X25519 key opens the share).
+net::HttpResponse show_recovery_share(node::Node& node, const net::HttpRequest& request) {
+    auto member = request.query.find("member");
+    if (member == request.query.end() || member->second.size() != gov::kMemberFingerprintChars) {
+        return net::HttpResponse::error(400, "invalid_argument",
+                                        "member=FINGERPRINT (64 hex characters) is required");
+    }
+    auto tx = committed_view(node);
+    if (!tx.ok()) {
+        return read_error(tx.status());
+    }
+    auto recovery = read_required(*tx, gov::kRecoveryMap, gov::kRecoveryCurrentKey);
+    if (!recovery.ok()) {
+        return read_error(recovery.status());
+    }
+    auto share = read_required(*tx, gov::kRecoverySharesMap, member->second);
+    if (!share.ok()) {
+        return read_error(share.status());
+    }
+    return net::HttpResponse::json(200, {{"recovery", *recovery}, {"share", *share}});
+}
+
 net::HttpResponse list_members(node::Node& node) {
     auto tx = committed_view(node);
     if (!tx.ok()) {
@@ -565,6 +589,10 @@ Status register_governance_endpoints(EndpointRegistry& registry, node::Node& nod
                  [n](const net::HttpRequest&, const Caller&) {
                      return show_map_value(*n, node::kConstitutionMap, node::kConstitutionKey);
                  }));
+    COFFER_RETURN_IF_ERROR(add_read(
+        registry, "/gov/recovery_share",
+        "?member=FP: that member's encrypted recovery share and the recovery value (committed)",
+        [n](const net::HttpRequest& r, const Caller&) { return show_recovery_share(*n, r); }));
     return add_read(registry, "/gov/members", "the members map (committed)",
                     [n](const net::HttpRequest&, const Caller&) { return list_members(*n); });
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "gov/recovery.h"
 #include "kv/write_set.h"
 #include "net/http.h"
 #include "node/genesis_governance.h"
@@ -37,17 +38,20 @@ struct UnsupportedEffect {
     std::string_view name;
     std::string_view why;
 };
-constexpr std::array<UnsupportedEffect, 3> kUnsupportedEffects = {{
+constexpr std::array<UnsupportedEffect, 2> kUnsupportedEffects = {{
     {"rekey_ledger", "the node cannot make a new ledger secret version yet"},
-    {"set_recovery_threshold", "the node does not issue recovery shares yet"},
     {"set_signature_interval", "the signature interval is fixed by each node's configuration"},
 }};
 
 }  // namespace
 
 TxGovernanceHost::TxGovernanceHost(kv::Transaction& tx, std::string proposal_id,
-                                   std::vector<std::string> current_voters)
-    : tx_(tx), proposal_id_(std::move(proposal_id)), current_voters_(std::move(current_voters)) {
+                                   std::vector<std::string> current_voters,
+                                   const std::vector<ledger::LedgerSecret>* ledger_secrets)
+    : tx_(tx),
+      proposal_id_(std::move(proposal_id)),
+      current_voters_(std::move(current_voters)),
+      ledger_secrets_(ledger_secrets) {
     std::sort(current_voters_.begin(), current_voters_.end());
 }
 
@@ -137,9 +141,17 @@ Status TxGovernanceHost::effect(std::string_view name, const json& args) {
         return update_raft_configuration(args);
     }
     if (name == kEffectReissueRecoveryShares) {
-        // Not supported yet: issuing recovery shares, because the node issues none yet; so
-        // there are none to re-issue when the members change, and the effect does nothing.
-        return Status();
+        return issue_recovery_shares(std::nullopt);
+    }
+    if (name == kEffectSetRecoveryThreshold) {
+        auto k = args.is_object() ? args.find("threshold") : args.end();
+        // Lua integers arrive as signed JSON integers.
+        if (k == args.end() || !k->is_number_integer() || k->get<int64_t>() < 1 ||
+            k->get<int64_t>() > static_cast<int64_t>(gov::kMaxRecoveryMembers)) {
+            return error(Errc::kInvalidArgument,
+                         "set_recovery_threshold needs {\"threshold\": 1..255}");
+        }
+        return issue_recovery_shares(static_cast<size_t>(k->get<int64_t>()));
     }
     for (const UnsupportedEffect& u : kUnsupportedEffects) {
         if (name == u.name) {
@@ -205,6 +217,52 @@ Status TxGovernanceHost::update_raft_configuration(const json& args) {
     }
     json value = json::parse(node::configuration_value(next), nullptr, false);
     return buffer(node::kConfigurationMap, node::kConfigurationKey, value, true);
+}
+
+// New shares replace every earlier one: a share of an older set no longer matches the
+// recovery value (gov/recovery.h), and members that hold no share any more lose their entry.
+Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold) {
+    if (!threshold.has_value()) {
+        COFFER_ASSIGN_OR_RETURN(auto current, get(gov::kRecoveryMap, gov::kRecoveryCurrentKey));
+        if (!current.has_value()) {
+            return Status();  // no threshold set yet: nothing to re-issue
+        }
+        COFFER_ASSIGN_OR_RETURN(gov::RecoveryInfo info, gov::parse_recovery_value(*current));
+        threshold = info.threshold;
+    }
+    if (ledger_secrets_ == nullptr || ledger_secrets_->empty()) {
+        return error(Errc::kFailedPrecondition, "no ledger secrets to wrap into recovery shares");
+    }
+    std::map<std::string, json> members;
+    COFFER_ASSIGN_OR_RETURN(std::vector<std::string> fingerprints, keys(node::kMembersMap));
+    for (const std::string& fp : fingerprints) {
+        COFFER_ASSIGN_OR_RETURN(auto member, get(node::kMembersMap, fp));
+        if (member.has_value()) {
+            members.emplace(fp, std::move(*member));
+        }
+    }
+    COFFER_ASSIGN_OR_RETURN(gov::RecoveryMembers holders,
+                            gov::recovery_members_from_governance(members));
+    if (*threshold > holders.size()) {
+        return error(Errc::kInvalidArgument,
+                     "recovery threshold " + std::to_string(*threshold) + " exceeds the " +
+                         std::to_string(holders.size()) +
+                         " members that can hold a share (active, with an encryption key)");
+    }
+    COFFER_ASSIGN_OR_RETURN(gov::RecoveryIssuance issued,
+                            gov::issue_recovery_shares(*ledger_secrets_, holders, *threshold));
+    COFFER_RETURN_IF_ERROR(
+        buffer(gov::kRecoveryMap, gov::kRecoveryCurrentKey, issued.recovery, true));
+    COFFER_ASSIGN_OR_RETURN(std::vector<std::string> old_holders, keys(gov::kRecoverySharesMap));
+    for (const std::string& fp : old_holders) {
+        if (issued.shares.count(fp) == 0) {
+            COFFER_RETURN_IF_ERROR(buffer(gov::kRecoverySharesMap, fp, std::nullopt, true));
+        }
+    }
+    for (auto& [fp, share] : issued.shares) {
+        COFFER_RETURN_IF_ERROR(buffer(gov::kRecoverySharesMap, fp, std::move(share), true));
+    }
+    return Status();
 }
 
 // A proposal was written for the rules in force when it was made: once they change, the

@@ -20,6 +20,7 @@
 #include "common/result.h"
 #include "gov/constitution.h"
 #include "kv/store.h"
+#include "ledger/secrets.h"
 
 namespace coffer::apps {
 
@@ -34,6 +35,7 @@ inline constexpr std::string_view kEffectSetConstitution = "set_constitution";
 inline constexpr std::string_view kEffectOpenService = "open_service";
 inline constexpr std::string_view kEffectReissueRecoveryShares = "reissue_recovery_shares";
 inline constexpr std::string_view kEffectUpdateRaftConfiguration = "update_raft_configuration";
+inline constexpr std::string_view kEffectSetRecoveryThreshold = "set_recovery_threshold";
 
 class TxGovernanceHost final : public gov::GovernanceHost {
   public:
@@ -41,8 +43,12 @@ class TxGovernanceHost final : public gov::GovernanceHost {
     // set_constitution when it drops the other open proposals); empty outside apply.
     // `current_voters` is the node's Raft configuration (update_raft_configuration writes
     // nothing when the voters it computes are those).
+    // `ledger_secrets` (may be null: recovery-share effects then fail) are wrapped into new
+    // recovery shares by set_recovery_threshold and reissue_recovery_shares; they must
+    // outlive the host.
     TxGovernanceHost(kv::Transaction& tx, std::string proposal_id,
-                     std::vector<std::string> current_voters = {});
+                     std::vector<std::string> current_voters = {},
+                     const std::vector<ledger::LedgerSecret>* ledger_secrets = nullptr);
 
     // Reads see the buffered writes first, then the transaction.
     // Errors: kCorrupt for a stored value that is not a JSON object.
@@ -60,13 +66,16 @@ class TxGovernanceHost final : public gov::GovernanceHost {
     // set_constitution {"constitution": source}: checks the source, replaces the current
     // constitution and marks every other open proposal "dropped".
     // open_service {}: sets the service status to "open".
-    // reissue_recovery_shares {}: nothing yet (the node issues no recovery shares yet).
+    // set_recovery_threshold {"threshold": k}: wraps the ledger secrets and issues k-of-n
+    // recovery shares to the active members with an encryption key (gov/recovery.h),
+    // replacing every earlier share. reissue_recovery_shares {}: the same with the current
+    // threshold, once one was set (nothing before).
     // update_raft_configuration {"voters": [node ids]}: every id must be a trusted node (as
     // this host sees the nodes map); writes the configuration map, which makes the
     // transaction a Raft configuration entry.
     // Errors: kInvalidArgument for bad arguments or a source that does not check;
-    // kUnsupported "not supported yet: ..." for rekey_ledger, set_recovery_threshold and
-    // set_signature_interval; kInvalidArgument for an unknown effect.
+    // kUnsupported "not supported yet: ..." for rekey_ledger and set_signature_interval;
+    // kInvalidArgument for an unknown effect; issue_recovery_shares's errors.
     Status effect(std::string_view name, const nlohmann::json& args) override;
 
     // Copies the buffered writes into the transaction and forgets them.
@@ -80,11 +89,13 @@ class TxGovernanceHost final : public gov::GovernanceHost {
                   bool internal);
     Status set_constitution(const nlohmann::json& args);
     Status update_raft_configuration(const nlohmann::json& args);
+    Status issue_recovery_shares(std::optional<size_t> threshold);
     Status drop_open_proposals();
 
     kv::Transaction& tx_;
     std::string proposal_id_;
     std::vector<std::string> current_voters_;
+    const std::vector<ledger::LedgerSecret>* ledger_secrets_;
     // map -> key -> value, nullopt for a removal.
     std::map<std::string, std::map<std::string, std::optional<nlohmann::json>>, std::less<>>
         writes_;

@@ -1,6 +1,8 @@
 // `coffer member propose|vote|withdraw|list|show`: a member's governance requests, signed
 // with the member's key (gov/signed_request.h) and sent over TLS with the member's
 // certificate, following redirects to the leader. See docs/cli.md, "coffer member".
+#include <openssl/crypto.h>
+
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -9,7 +11,9 @@
 
 #include "cli/commands.h"
 #include "crypto/ecdsa.h"
+#include "crypto/x25519.h"
 #include "crypto/x509.h"
+#include "gov/recovery.h"
 #include "gov/signed_request.h"
 #include "net/client.h"
 
@@ -39,6 +43,8 @@ struct MemberArgs {
     std::string args = "{}";
     bool yes = false;
     bool no = false;
+    std::string enc_key;  // the member's X25519 private key (share --decrypt)
+    bool decrypt = false;
 };
 
 // Exit codes: 2 for unusable input, 1 for a refused request or a failed connection.
@@ -224,6 +230,44 @@ int run_read(const MemberArgs& a, const std::string& target) {
     return report(send(*session, a.service, "GET", target, ""));
 }
 
+// `share`: fetches the member's encrypted recovery share (GET /gov/recovery_share) and, with
+// --decrypt, opens it with the member's X25519 key and prints the share in its text form
+// (docs/recovery.md). The share is secret: it is printed only with --decrypt.
+int run_share(const MemberArgs& a) {
+    auto session = open_session(a, true);
+    if (!session.ok()) {
+        return input_error(session.status());
+    }
+    auto cert = crypto::Certificate::from_pem(*session->cert_pem);
+    if (!cert.ok()) {
+        return input_error(cert.status());
+    }
+    std::string fingerprint = cert->fingerprint_sha256_hex();
+    auto r = send(*session, a.service, "GET", "/gov/recovery_share?member=" + fingerprint, "");
+    if (!a.decrypt || !r.ok() || r->status != 200) {
+        return report(std::move(r));
+    }
+    json answer = json::parse(r->body, nullptr, false);
+    if (a.enc_key.empty()) {
+        return input_error(error(Errc::kInvalidArgument, "--decrypt needs --enc-key PEM"));
+    }
+    auto key_pem = read_file(a.enc_key);
+    auto key = key_pem.ok() ? crypto::x25519_private_from_pem(*key_pem)
+                            : Result<crypto::X25519KeyPair>(key_pem.status());
+    if (!key.ok()) {
+        return input_error(key.status());
+    }
+    auto share = gov::decrypt_share(answer.is_object() ? answer["share"] : json(), key->private_key,
+                                    fingerprint);
+    if (!share.ok()) {
+        std::cerr << "error: " << share.status().message() << "\n";
+        return 1;
+    }
+    std::cout << gov::recovery_share_to_text(*share) << "\n";
+    OPENSSL_cleanse(share->data(), share->size());
+    return 0;
+}
+
 void add_connection_options(CLI::App* cmd, MemberArgs& a, bool identity_required) {
     cmd->add_option("--service", a.service, "a node's client address, HOST:PORT")->required();
     cmd->add_option("--service-cert", a.service_cert, "the service certificate (PEM)")->required();
@@ -266,6 +310,13 @@ void add_member_commands(CLI::App& app, int& exit_code) {
     CLI::App* list = member->add_subcommand("list", "list the proposals");
     add_connection_options(list, *a, false);
     list->callback([&exit_code, a] { exit_code = run_read(*a, "/gov/proposals"); });
+
+    CLI::App* share =
+        member->add_subcommand("share", "fetch your encrypted recovery share (and decrypt it)");
+    add_connection_options(share, *a, true);
+    share->add_flag("--decrypt", a->decrypt, "decrypt it locally and print the share");
+    share->add_option("--enc-key", a->enc_key, "your X25519 private key (PEM), for --decrypt");
+    share->callback([&exit_code, a] { exit_code = run_share(*a); });
 
     CLI::App* show = member->add_subcommand("show", "show one proposal and its ballots");
     add_connection_options(show, *a, false);

@@ -159,6 +159,11 @@ class Node {
     const NodeConfig& config() const { return config_; }
     const std::string& node_id() const { return secrets_.node.node_id; }
     const crypto::Certificate& service_cert() const { return secrets_.service.cert; }
+    // Every ledger secret version this node holds (set when the node opens or joins; no
+    // rekey changes it yet). Secret: governance wraps them into recovery shares.
+    const std::vector<ledger::LedgerSecret>& ledger_secrets() const {
+        return secrets_.ledger_secrets;
+    }
     // Signs `data` with the service identity's key (ECDSA P-384 over SHA-384, DER): every
     // trusted node holds that key, so a statement it signs is the service's, whichever node
     // answers (the clean room publishes its key this way). Errors: kCrypto.

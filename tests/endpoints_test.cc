@@ -20,7 +20,8 @@ const std::set<std::string> kNoStaticExample = {"/node/join",
                                                 "/gov/proposals",
                                                 "/gov/ballots",
                                                 "/gov/withdrawals",
-                                                "/gov/proposal"};
+                                                "/gov/proposal",
+                                                "/gov/recovery_share"};
 
 json parse(const std::string& body) {
     return json::parse(body, nullptr, false);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "crypto/ecdsa.h"
 #include "crypto/x509.h"
+#include "gov/recovery.h"
 #include "gov/signed_request.h"
 #include "tests/network_fixture.h"
 
@@ -458,6 +460,55 @@ end
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
     EXPECT_EQ(get("/node/state").status, 200);
     EXPECT_EQ(log_write(user_), 200);
+}
+
+// set_recovery_threshold 2 issues one share per member; each member fetches and decrypts its
+// own with `coffer member share --decrypt`; one share recovers nothing, any two recover the
+// same ledger secret, a forged share is named, another member's key opens nothing.
+TEST_F(GovernanceTest, RecoveryThresholdIssuesSharesThatAnyTwoMembersRecover) {
+    Answer set =
+        pass(json::array({{{"name", "set_recovery_threshold"}, {"args", {{"threshold", 2}}}}}));
+    ASSERT_EQ(set.body.value("state", ""), "accepted") << set.body.dump();
+
+    std::vector<Bytes> shares;
+    for (const Identity& m : members_) {
+        std::string enc_key = dir_.path() + "/" + m.name + "_enc_privk.pem";
+        CommandResult r = member_cli(m, {"share", "--decrypt", "--enc-key", enc_key});
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+        std::string text = r.output.substr(0, r.output.find('\n'));
+        auto share = gov::recovery_share_from_text(text);
+        ASSERT_TRUE(share.ok()) << share.status().to_string() << ": " << r.output;
+        shares.push_back(*share);
+    }
+    std::string wrong_key = dir_.path() + "/" + members_[1].name + "_enc_privk.pem";
+    CommandResult wrong = member_cli(members_[0], {"share", "--decrypt", "--enc-key", wrong_key});
+    EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
+
+    Answer fetched = get("/gov/recovery_share?member=" + fingerprint_of(members_[0].cert_pem));
+    ASSERT_EQ(fetched.status, 200) << fetched.body.dump();
+    const json recovery = fetched.body["recovery"];
+    auto one = gov::recover_ledger_secrets(recovery, std::vector<Bytes>{shares[0]});
+    ASSERT_FALSE(one.ok());
+    EXPECT_NE(one.status().message().find("not enough shares"), std::string::npos)
+        << one.status().to_string();
+    std::optional<Bytes> secret;
+    for (size_t i = 0; i < shares.size(); ++i) {
+        for (size_t j = i + 1; j < shares.size(); ++j) {
+            auto two =
+                gov::recover_ledger_secrets(recovery, std::vector<Bytes>{shares[i], shares[j]});
+            ASSERT_TRUE(two.ok()) << two.status().to_string();
+            ASSERT_EQ(two->size(), 1u);
+            if (secret.has_value()) {
+                EXPECT_EQ(two->front().key, *secret) << "shares " << i << " and " << j;
+            }
+            secret = two->front().key;
+        }
+    }
+    Bytes forged = shares[1];
+    forged.back() ^= 1;
+    auto bad = gov::recover_ledger_secrets(recovery, std::vector<Bytes>{shares[0], forged});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("forged"), std::string::npos) << bad.status().to_string();
 }
 
 // Three nodes and one member (tests/network_fixture.h): `coffer member` sent to a follower

@@ -169,7 +169,7 @@ TEST(GovernanceHost, EffectsTheNodeCannotDoYetSaySo) {
     kv::Store store;
     kv::Transaction tx = store.begin();
     TxGovernanceHost host(tx, "01");
-    for (const char* name : {"rekey_ledger", "set_recovery_threshold", "set_signature_interval"}) {
+    for (const char* name : {"rekey_ledger", "set_signature_interval"}) {
         Status s = host.effect(name, json::object());
         EXPECT_EQ(s.code(), Errc::kUnsupported) << name;
         EXPECT_EQ(s.message().rfind("not supported yet: " + std::string(name), 0), 0u)
