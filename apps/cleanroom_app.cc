@@ -265,8 +265,7 @@ net::HttpResponse CleanroomApp::post_dataset(const net::HttpRequest& request,
     cr::DatasetRecord record;
     record.schema = std::move(*schema);
     auto body = [&](kv::Transaction& tx) -> Status {
-        COFFER_ASSIGN_OR_RETURN(cr::PartyDirectory parties, cr::load_parties(tx));
-        COFFER_ASSIGN_OR_RETURN(cr::Party party, cr::caller_party(parties, caller.fingerprint));
+        COFFER_ASSIGN_OR_RETURN(cr::Party party, cr::caller_party(tx, caller.fingerprint));
         COFFER_ASSIGN_OR_RETURN(auto existing, cr::read_dataset(tx, record.schema.name));
         if (existing.has_value()) {
             return error(Errc::kConflict, "dataset " + record.schema.name +
@@ -315,11 +314,7 @@ net::HttpResponse CleanroomApp::post_upload(const net::HttpRequest& request, con
         return refusal(name.status());
     }
     kv::Transaction tx = node_.store().begin();
-    auto parties = cr::load_parties(tx);
-    if (!parties.ok()) {
-        return refusal(parties.status());
-    }
-    auto party = cr::caller_party(*parties, caller.fingerprint);
+    auto party = cr::caller_party(tx, caller.fingerprint);
     if (!party.ok()) {
         return refusal(party.status());
     }
@@ -616,8 +611,7 @@ net::HttpResponse CleanroomApp::post_approval(const net::HttpRequest& request, c
     }
     std::string party_id;
     auto write = [&](kv::Transaction& tx) -> Status {
-        COFFER_ASSIGN_OR_RETURN(cr::PartyDirectory parties, cr::load_parties(tx));
-        COFFER_ASSIGN_OR_RETURN(cr::Party party, cr::caller_party(parties, caller.fingerprint));
+        COFFER_ASSIGN_OR_RETURN(cr::Party party, cr::caller_party(tx, caller.fingerprint));
         party_id = party.id;
         COFFER_ASSIGN_OR_RETURN(auto record, cr::read_analysis(tx, *id));
         if (!record.has_value()) {
@@ -785,11 +779,7 @@ net::HttpResponse CleanroomApp::get_runs(const net::HttpRequest& request, const 
     if (!tx.ok()) {
         return net::HttpResponse::error(503, "unavailable", tx.status().message());
     }
-    auto parties = cr::load_parties(*tx);
-    if (!parties.ok()) {
-        return refusal(parties.status());
-    }
-    auto party = cr::caller_party(*parties, caller.fingerprint);
+    auto party = cr::caller_party(*tx, caller.fingerprint);
     if (!party.ok()) {
         return refusal(party.status());
     }
@@ -833,11 +823,7 @@ net::HttpResponse CleanroomApp::get_result(const net::HttpRequest& request, cons
     if (!tx.ok()) {
         return net::HttpResponse::error(503, "unavailable", tx.status().message());
     }
-    auto parties = cr::load_parties(*tx);
-    if (!parties.ok()) {
-        return refusal(parties.status());
-    }
-    auto party = cr::caller_party(*parties, caller.fingerprint);
+    auto party = cr::caller_party(*tx, caller.fingerprint);
     if (!party.ok()) {
         return refusal(party.status());
     }

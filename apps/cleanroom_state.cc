@@ -133,6 +133,11 @@ Result<Party> caller_party(const PartyDirectory& parties, std::string_view finge
     return party;
 }
 
+Result<Party> caller_party(kv::Transaction& tx, std::string_view fingerprint) {
+    COFFER_ASSIGN_OR_RETURN(PartyDirectory parties, load_parties(tx));
+    return caller_party(parties, fingerprint);
+}
+
 json DatasetRecord::to_json() const {
     return {{"declaration", json::parse(cleanroom::schema_to_json(schema))},
             {"owner", owner},

@@ -96,6 +96,9 @@ Result<Party> resolve_party(const PartyDirectory& parties, std::string_view id);
 // The party of the user with certificate fingerprint `fingerprint`. Errors:
 // kPermissionDenied naming why the caller is not a party.
 Result<Party> caller_party(const PartyDirectory& parties, std::string_view fingerprint);
+// The same, reading the users map through `tx` (for callers that need nothing else of the
+// directory). Errors: those of load_parties and of the overload above.
+Result<Party> caller_party(kv::Transaction& tx, std::string_view fingerprint);
 
 struct DatasetRecord {
     cleanroom::DatasetSchema schema;

@@ -8,6 +8,8 @@
 # banks run a joint AML analysis and hospitals train one model, on a three-node sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/sandbox_lib.sh
+source scripts/sandbox_lib.sh
 build=${1:-build/release}
 coffer="$build/cli/coffer"
 out=build/demo
@@ -53,19 +55,7 @@ fi
 echo
 echo "==> 7. a three-node network (coffer sandbox): write, redirect, commit, receipt, failover"
 sb="$out/sandbox"
-"$coffer" sandbox --nodes 3 --dir "$sb" --quiet >"$out/sandbox.log" 2>&1 &
-sandbox_pid=$!
-trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  [[ -f "$sb/sandbox.json" ]] && break
-  if ! kill -0 "$sandbox_pid" 2>/dev/null; then
-    echo "demo: the sandbox stopped; see $out/sandbox.log"
-    cat "$out/sandbox.log"
-    exit 1
-  fi
-  sleep 0.1
-done
-[[ -f "$sb/sandbox.json" ]] || { echo "demo: the sandbox did not start"; exit 1; }
+start_sandbox "$coffer" "$sb" "$out/sandbox.log"
 ids="$sb/identities"
 cacert="$sb/node0/data/service_cert.pem"
 tls=(--silent --show-error --cacert "$cacert" --cert "$ids/user0_cert.pem" --key "$ids/user0_privk.pem")

@@ -5,6 +5,8 @@
 # what each party received. Usage: scripts/demo_cleanroom.sh COFFER_BINARY OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/sandbox_lib.sh
+source scripts/sandbox_lib.sh
 coffer=$1
 out=$2
 data=${COFFER_DATA_DIR:-../shared/data}
@@ -24,19 +26,7 @@ echo
 echo "==> 8.2 a three-node service with every party as a user"
 sb="$out/sandbox"
 users=$(IFS=,; echo "${banks[*]},${hospitals[*]}")
-"$coffer" sandbox --nodes 3 --dir "$sb" --users "$users" --quiet >"$out/sandbox.log" 2>&1 &
-sandbox_pid=$!
-trap 'kill "$sandbox_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 900); do
-  [[ -f "$sb/sandbox.json" ]] && break
-  if ! kill -0 "$sandbox_pid" 2>/dev/null; then
-    echo "demo: the sandbox stopped; see $out/sandbox.log"
-    cat "$out/sandbox.log"
-    exit 1
-  fi
-  sleep 0.1
-done
-[[ -f "$sb/sandbox.json" ]] || { echo "demo: the sandbox did not start"; exit 1; }
+start_sandbox "$coffer" "$sb" "$out/sandbox.log" --users "$users"
 as() {
   local party=$1
   shift

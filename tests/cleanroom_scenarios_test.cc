@@ -295,22 +295,7 @@ std::vector<ref::Transfer> transfers_of(const std::vector<ref::Transfer>& all,
 // analysis's parameters. The uploads are plain numeric CSV (no quoting).
 void matrix_of(const std::string& csv, const json& params, std::vector<std::vector<double>>& x,
                std::vector<int>& y) {
-    std::vector<std::vector<std::string>> lines;
-    for (size_t start = 0; start < csv.size();) {
-        const size_t end = std::min(csv.find('\n', start), csv.size());
-        std::string line = csv.substr(start, end - start);
-        start = end + 1;
-        if (line.empty()) {
-            continue;
-        }
-        std::vector<std::string> fields;
-        for (size_t s = 0; s <= line.size();) {
-            const size_t c = std::min(line.find(',', s), line.size());
-            fields.push_back(line.substr(s, c - s));
-            s = c + 1;
-        }
-        lines.push_back(std::move(fields));
-    }
+    std::vector<std::vector<std::string>> lines = ref::split_plain_csv(csv);
     ASSERT_FALSE(lines.empty());
     auto column = [&](const std::string& name) {
         const auto found = std::find(lines[0].begin(), lines[0].end(), name);

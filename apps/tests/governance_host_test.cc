@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "apps/governance_host.h"
+#include "crypto/x25519.h"
+#include "gov/recovery.h"
+#include "ledger/secrets.h"
 #include "node/genesis_governance.h"
 #include "node/governance_maps.h"
 
@@ -213,6 +216,54 @@ TEST(GovernanceHost, ConfigurationEffectNeedsTrustedNodesAndWritesTheAdmittedVot
     auto voters = committed_value(store, node::kConfigurationMap, node::kConfigurationKey);
     ASSERT_TRUE(voters.has_value());
     EXPECT_EQ((*voters)["voters"], json::array({a, c}));
+}
+
+TEST(GovernanceHost, RecoverySharesFollowTheThresholdAndTheMembers) {
+    const std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1)};
+    kv::Store store;
+    {
+        kv::Transaction tx = store.begin();
+        for (char c : {'a', 'b', 'c'}) {
+            auto pem = crypto::x25519_public_to_pem(crypto::x25519_generate().public_key);
+            ASSERT_TRUE(pem.ok());
+            ASSERT_TRUE(
+                node::write_governance_value(
+                    tx, node::kMembersMap, std::string(64, c),
+                    {{"cert", "pem"}, {"encryption_public_key", *pem}, {"status", "active"}})
+                    .ok());
+        }
+        ASSERT_TRUE(store.commit(std::move(tx)).ok());
+    }
+    kv::Transaction tx = store.begin();
+    TxGovernanceHost host(tx, "01", {}, &secrets);
+    // Nothing to re-issue before a threshold exists; a threshold above the holders fails.
+    ASSERT_TRUE(host.effect("reissue_recovery_shares", json::object()).ok());
+    EXPECT_TRUE(host.keys(gov::kRecoverySharesMap)->empty());
+    EXPECT_EQ(host.effect("set_recovery_threshold", {{"threshold", 4}}).code(),
+              Errc::kInvalidArgument);
+    EXPECT_EQ(host.effect("set_recovery_threshold", {{"threshold", 0}}).code(),
+              Errc::kInvalidArgument);
+
+    ASSERT_TRUE(host.effect("set_recovery_threshold", {{"threshold", 2}}).ok());
+    EXPECT_EQ(host.keys(gov::kRecoverySharesMap)->size(), 3u);
+    auto first = host.get(gov::kRecoveryMap, gov::kRecoveryCurrentKey);
+    ASSERT_TRUE(first.ok() && first->has_value());
+    EXPECT_EQ((**first)["threshold"], 2);
+
+    // A member leaves: the shares are issued again, with the same threshold, to the others.
+    ASSERT_TRUE(host.remove(node::kMembersMap, std::string(64, 'c')).ok());
+    ASSERT_TRUE(host.effect("reissue_recovery_shares", json::object()).ok());
+    auto holders = host.keys(gov::kRecoverySharesMap);
+    ASSERT_TRUE(holders.ok());
+    EXPECT_EQ(*holders, (std::vector<std::string>{std::string(64, 'a'), std::string(64, 'b')}));
+    auto second = host.get(gov::kRecoveryMap, gov::kRecoveryCurrentKey);
+    ASSERT_TRUE(second.ok() && second->has_value());
+    EXPECT_EQ((**second)["threshold"], 2);
+    EXPECT_NE((**second)["share_set"], (**first)["share_set"]);
+
+    TxGovernanceHost without_secrets(tx, "01");
+    EXPECT_EQ(without_secrets.effect("set_recovery_threshold", {{"threshold", 2}}).code(),
+              Errc::kFailedPrecondition);
 }
 
 }  // namespace

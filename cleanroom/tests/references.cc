@@ -225,4 +225,24 @@ std::vector<size_t> training_rows(const std::vector<int>& labels, double train_f
     return train;
 }
 
+std::vector<std::vector<std::string>> split_plain_csv(const std::string& text) {
+    std::vector<std::vector<std::string>> lines;
+    for (size_t start = 0; start < text.size();) {
+        const size_t end = std::min(text.find('\n', start), text.size());
+        std::string line = text.substr(start, end - start);
+        start = end + 1;
+        if (line.empty()) {
+            continue;
+        }
+        std::vector<std::string> fields;
+        for (size_t s = 0; s <= line.size();) {
+            const size_t c = std::min(line.find(',', s), line.size());
+            fields.push_back(line.substr(s, c - s));
+            s = c + 1;
+        }
+        lines.push_back(std::move(fields));
+    }
+    return lines;
+}
+
 }  // namespace coffer::cleanroom::reference

@@ -53,6 +53,10 @@ std::vector<double> logistic_fit(const std::vector<std::vector<double>>& x,
 
 // The 64-bit FNV-1a hash of `text` (the engine's per-dataset split seed is
 // seed XOR fnv1a64(dataset name)).
+// The lines of plain comma-separated text (no quoting), each cut at every comma; empty lines
+// are skipped. For the tests' own reading of data files, independent of cleanroom/csv.cc.
+std::vector<std::vector<std::string>> split_plain_csv(const std::string& text);
+
 uint64_t fnv1a64(const std::string& text);
 
 // The training rows of the documented stratified split, sorted: for class 0 then class 1,

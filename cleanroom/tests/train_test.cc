@@ -27,21 +27,7 @@ std::string heart_csv(const std::string& raw) {
         out += (i == 0 ? "" : ",") + kHeartColumns[i];
     }
     out += "\n";
-    size_t start = 0;
-    while (start < raw.size()) {
-        size_t end = raw.find('\n', start);
-        end = end == std::string::npos ? raw.size() : end;
-        std::string line = raw.substr(start, end - start);
-        start = end + 1;
-        if (line.empty()) {
-            continue;
-        }
-        std::vector<std::string> fields;
-        for (size_t s = 0; s <= line.size();) {
-            const size_t c = std::min(line.find(',', s), line.size());
-            fields.push_back(line.substr(s, c - s));
-            s = c + 1;
-        }
+    for (std::vector<std::string>& fields : reference::split_plain_csv(raw)) {
         for (size_t f = 0; f < fields.size(); ++f) {
             if (fields[f] == "?" || (f == 4 && std::stod(fields[f]) == 0)) {
                 fields[f] = "";
