@@ -56,6 +56,12 @@ Status register_receipt_endpoint(EndpointRegistry& registry, node::Node& node);
 // docs/governance.md, "Proposals and ballots".
 Status register_governance_endpoints(EndpointRegistry& registry, node::Node& node);
 
+// The end of a disaster recovery, on the node that open_recovered returned: opens the
+// service and re-issues the recovery shares over every ledger secret, in one transaction,
+// then seals and writes node.json (Node::complete_recovery). Errors: kFailedPrecondition when
+// the service is not waiting for shares; commit and storage errors.
+Status finish_recovery(node::Node& node);
+
 // The clean-room service under /app/cleanroom/ (docs/cleanroom.md). Keeps open upload
 // sessions in memory for as long as the registry lives.
 Status register_cleanroom_app(EndpointRegistry& registry, node::Node& node);

@@ -11,6 +11,7 @@
 // its state ("failed", with the reason) and nothing of its actions.
 #include <ctime>
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include "apps/apps.h"
@@ -237,8 +238,8 @@ json proposal_document(const json& record) {
 // succeeded. Sets the record's state to accepted or failed.
 Status apply_accepted(kv::Transaction& tx, gov::Constitution& constitution, const std::string& id,
                       json& record, node::Node& node) {
-    TxGovernanceHost host(tx, id, node.replication_status().configuration.voters,
-                          &node.ledger_secrets());
+    std::vector<ledger::LedgerSecret> secrets = node.ledger_secrets();
+    TxGovernanceHost host(tx, id, node.replication_status().configuration.voters, &secrets);
     Status applied = constitution.apply(proposal_document(record), id, host);
     if (applied.ok()) {
         COFFER_RETURN_IF_ERROR(host.flush());
@@ -377,6 +378,69 @@ Status submit_withdrawal(GovCall& call, kv::Transaction& tx) {
     record["state"] = std::string(node::kProposalWithdrawn);
     COFFER_RETURN_IF_ERROR(node::write_governance_value(tx, node::kProposalsMap, id, record));
     call.answer = {{"proposal_id", id}, {"state", record["state"]}};
+    return Status();
+}
+
+// ---- disaster recovery --------------------------------------------------------------
+
+// The service record's status, "" when there is none.
+Result<std::string> service_status(kv::Transaction& tx) {
+    COFFER_ASSIGN_OR_RETURN(auto service,
+                            node::read_governance_value(tx, node::kServiceMap, node::kServiceKey));
+    return service.has_value() ? service->value("status", "") : std::string();
+}
+
+// The refusal for an error of Node::submit_recovery_share.
+Status refuse_share(GovCall& call, const Status& s) {
+    switch (s.code()) {
+        case Errc::kConflict:
+        case Errc::kFailedPrecondition:
+            return call.refuse(409, "share_refused", s.message());
+        default:
+            return call.refuse(400, "share_refused", s.message());
+    }
+}
+
+// A member's decrypted recovery share (docs/recovery.md, "Recovering a service"). The signed
+// request is kept only as its replay digest, never as a body: it holds the share in clear.
+// The ledger records who submitted, and when.
+Status submit_recovery_share(GovCall& call, kv::Transaction& tx) {
+    COFFER_ASSIGN_OR_RETURN(gov::VerifiedRequest v,
+                            verify_member_request(call, tx, "recovery_share"));
+    COFFER_ASSIGN_OR_RETURN(json payload, parse_payload(call, v));
+    if (payload.size() != 1 || !payload.contains("share") || !payload["share"].is_string()) {
+        return call.refuse(400, "invalid_request",
+                           "a recovery_share payload is {\"share\": \"<base64 share>\"}");
+    }
+    COFFER_ASSIGN_OR_RETURN(std::string status, service_status(tx));
+    if (status != node::kServiceStatusWaitingForShares) {
+        return call.refuse(409, "not_waiting_for_shares",
+                           "the service is \"" + status +
+                               "\": shares are taken only while it waits for recovery shares, "
+                               "after the members accepted the recovered state with a "
+                               "transition_service_to_open proposal");
+    }
+    auto share = gov::recovery_share_from_text(payload["share"].get<std::string>());
+    if (!share.ok()) {
+        return call.refuse(400, "share_refused", share.status().message());
+    }
+    auto progress = call.node.submit_recovery_share(call.caller.fingerprint, *share);
+    OPENSSL_cleanse(share->data(), share->size());
+    if (!progress.ok()) {
+        return refuse_share(call, progress.status());
+    }
+    COFFER_RETURN_IF_ERROR(
+        node::write_governance_value(tx, node::kRecoverySubmissionsMap, call.caller.fingerprint,
+                                     {{"created_at", v.request.header.created_at}}));
+    call.answer = {{"received", progress->received},
+                   {"threshold", progress->threshold},
+                   {"secrets_recovered", progress->secrets_recovered}};
+    call.answer["message"] =
+        progress->secrets_recovered
+            ? "the ledger secrets are recovered: the node replays the private part of the "
+              "ledger and opens the service (watch GET /gov/recovery)"
+            : std::to_string(progress->received) + " of " + std::to_string(progress->threshold) +
+                  " shares received";
     return Status();
 }
 
@@ -520,6 +584,34 @@ net::HttpResponse show_recovery_share(node::Node& node, const net::HttpRequest& 
     return net::HttpResponse::json(200, {{"recovery", *recovery}, {"share", *share}});
 }
 
+// Where a recovery stands: the service record's recovery facts and the node's share count.
+net::HttpResponse show_recovery(node::Node& node) {
+    auto tx = committed_view(node);
+    if (!tx.ok()) {
+        return read_error(tx.status());
+    }
+    auto service = read_required(*tx, node::kServiceMap, node::kServiceKey);
+    if (!service.ok()) {
+        return read_error(service.status());
+    }
+    node::RecoveryProgress p = node.recovery_progress();
+    json answer = {
+        {"service_status", service->value("status", "")},
+        {"service_fingerprint", service->value("fingerprint", "")},
+        {"previous_fingerprints", service->value("previous_fingerprints", json::array())},
+        {"recovered_seqno", service->value("recovered_seqno", json(nullptr))},
+        {"recovering_node", p.recovering},
+        {"received", p.received},
+        {"threshold", p.threshold},
+        {"secrets_recovered", p.secrets_recovered},
+        {"submitted_by", p.submitted_by}};
+    if (service->contains("previous_cert")) {
+        answer["previous_cert"] = (*service)["previous_cert"];
+        answer["previous_endorsement"] = service->value("previous_endorsement", "");
+    }
+    return net::HttpResponse::json(200, answer);
+}
+
 net::HttpResponse list_members(node::Node& node) {
     auto tx = committed_view(node);
     if (!tx.ok()) {
@@ -565,6 +657,32 @@ Status add_read(EndpointRegistry& registry, std::string path, std::string descri
 
 }  // namespace
 
+Status finish_recovery(node::Node& node) {
+    auto committed = node.commit([&](kv::Transaction& tx) -> Status {
+        COFFER_ASSIGN_OR_RETURN(json service,
+                                read_required(tx, node::kServiceMap, node::kServiceKey));
+        if (service.value("status", "") != node::kServiceStatusWaitingForShares) {
+            return error(Errc::kFailedPrecondition, "the recovered service is \"" +
+                                                        service.value("status", "") +
+                                                        "\", not waiting for recovery shares");
+        }
+        // The recovered secrets and the fresh one go to the members in a new share set: the
+        // shares just used stop counting.
+        std::vector<ledger::LedgerSecret> secrets = node.ledger_secrets();
+        TxGovernanceHost host(tx, "recovery", node.replication_status().configuration.voters,
+                              &secrets);
+        COFFER_RETURN_IF_ERROR(host.effect(kEffectReissueRecoveryShares, json::object()));
+        COFFER_RETURN_IF_ERROR(host.flush());
+        service["status"] = std::string(node::kServiceStatusOpen);
+        return node::write_governance_value(tx, node::kServiceMap, node::kServiceKey, service);
+    });
+    COFFER_RETURN_IF_ERROR(committed.status());
+    COFFER_RETURN_IF_ERROR(node.wait_committed(committed->id.seqno, node::kStartupTimeoutMs));
+    COFFER_RETURN_IF_ERROR(node.complete_recovery());
+    spdlog::info("gov.service_recovered tx_id={}", committed->id.to_string());
+    return Status();
+}
+
 Status register_governance_endpoints(EndpointRegistry& registry, node::Node& node) {
     node::Node* n = &node;
     COFFER_RETURN_IF_ERROR(add_write(registry, node, "/gov/proposals",
@@ -589,6 +707,15 @@ Status register_governance_endpoints(EndpointRegistry& registry, node::Node& nod
                  [n](const net::HttpRequest&, const Caller&) {
                      return show_map_value(*n, node::kConstitutionMap, node::kConstitutionKey);
                  }));
+    COFFER_RETURN_IF_ERROR(add_write(registry, node, "/gov/recovery_shares",
+                                     "submit a decrypted recovery share while the service waits "
+                                     "for them: COSE_Sign1 of type recovery_share, payload "
+                                     "{\"share\": base64}",
+                                     submit_recovery_share));
+    COFFER_RETURN_IF_ERROR(
+        add_read(registry, "/gov/recovery",
+                 "disaster recovery: service status, previous identities, shares received",
+                 [n](const net::HttpRequest&, const Caller&) { return show_recovery(*n); }));
     COFFER_RETURN_IF_ERROR(add_read(
         registry, "/gov/recovery_share",
         "?member=FP: that member's encrypted recovery share and the recovery value (committed)",

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <array>
 
+#include <openssl/crypto.h>
+
+#include "crypto/x25519.h"
 #include "gov/recovery.h"
 #include "kv/write_set.h"
 #include "net/http.h"
@@ -19,10 +22,12 @@ using nlohmann::json;
 // Maps no action may write directly: governance's own records (a proposal must not forge
 // ballots or revive itself), and the service record, which only an effect changes. The nodes
 // map stays writable: trust_node and remove_node write it, and their configuration effect
-// decides whether the proposal succeeds.
-constexpr std::array<std::string_view, 5> kReservedMaps = {
-    node::kProposalsMap, node::kBallotsMap, node::kRequestDigestsMap, node::kConstitutionMap,
-    node::kServiceMap};
+// decides whether the proposal succeeds. Rekey updates and the service settings are written
+// only by their effects, which check them: a forged update would stop every node it names.
+constexpr std::array<std::string_view, 7> kReservedMaps = {
+    node::kProposalsMap,    node::kBallotsMap, node::kRequestDigestsMap,
+    node::kConstitutionMap, node::kServiceMap, node::kLedgerSecretUpdatesMap,
+    node::kGovConfigMap};
 
 bool reserved(std::string_view map) {
     for (std::string_view r : kReservedMaps) {
@@ -32,16 +37,6 @@ bool reserved(std::string_view map) {
     }
     return false;
 }
-
-// The effects the constitution may name that the node does not carry out yet, with why.
-struct UnsupportedEffect {
-    std::string_view name;
-    std::string_view why;
-};
-constexpr std::array<UnsupportedEffect, 2> kUnsupportedEffects = {{
-    {"rekey_ledger", "the node cannot make a new ledger secret version yet"},
-    {"set_signature_interval", "the signature interval is fixed by each node's configuration"},
-}};
 
 }  // namespace
 
@@ -130,18 +125,19 @@ Status TxGovernanceHost::effect(std::string_view name, const json& args) {
         return set_constitution(args);
     }
     if (name == kEffectOpenService) {
-        COFFER_ASSIGN_OR_RETURN(auto service, get(node::kServiceMap, node::kServiceKey));
-        if (!service.has_value()) {
-            return error(Errc::kCorrupt, "the service map has no service record");
-        }
-        (*service)["status"] = std::string(node::kServiceStatusOpen);
-        return buffer(node::kServiceMap, node::kServiceKey, *service, true);
+        return open_service();
     }
     if (name == kEffectUpdateRaftConfiguration) {
         return update_raft_configuration(args);
     }
     if (name == kEffectReissueRecoveryShares) {
-        return issue_recovery_shares(std::nullopt);
+        return issue_recovery_shares(std::nullopt, ledger_secrets_);
+    }
+    if (name == kEffectRekeyLedger) {
+        return rekey_ledger();
+    }
+    if (name == kEffectSetSignatureInterval) {
+        return set_signature_interval(args);
     }
     if (name == kEffectSetRecoveryThreshold) {
         auto k = args.is_object() ? args.find("threshold") : args.end();
@@ -151,13 +147,7 @@ Status TxGovernanceHost::effect(std::string_view name, const json& args) {
             return error(Errc::kInvalidArgument,
                          "set_recovery_threshold needs {\"threshold\": 1..255}");
         }
-        return issue_recovery_shares(static_cast<size_t>(k->get<int64_t>()));
-    }
-    for (const UnsupportedEffect& u : kUnsupportedEffects) {
-        if (name == u.name) {
-            return error(Errc::kUnsupported, "not supported yet: " + std::string(name) +
-                                                 ", because " + std::string(u.why));
-        }
+        return issue_recovery_shares(static_cast<size_t>(k->get<int64_t>()), ledger_secrets_);
     }
     return error(Errc::kInvalidArgument, "unknown effect " + std::string(name));
 }
@@ -173,6 +163,37 @@ Status TxGovernanceHost::set_constitution(const json& args) {
     json record = {{"source", text}, {"digest", node::constitution_digest(text)}};
     COFFER_RETURN_IF_ERROR(buffer(node::kConstitutionMap, node::kConstitutionKey, record, true));
     return drop_open_proposals();
+}
+
+// One step along the service states (docs/governance.md, "Service states"): a new service
+// opens; a recovered one moves on to collecting recovery shares, and the node opens it
+// itself once enough shares arrived. Anything else is refused, so that a second proposal
+// cannot reopen, or skip the shares of, a service.
+Status TxGovernanceHost::open_service() {
+    COFFER_ASSIGN_OR_RETURN(auto service, get(node::kServiceMap, node::kServiceKey));
+    if (!service.has_value()) {
+        return error(Errc::kCorrupt, "the service map has no service record");
+    }
+    auto status = service->find("status");
+    std::string current =
+        status != service->end() && status->is_string() ? status->get<std::string>() : "";
+    std::string_view next;
+    if (current == node::kServiceStatusOpening) {
+        next = node::kServiceStatusOpen;
+    } else if (current == node::kServiceStatusRecovering) {
+        next = node::kServiceStatusWaitingForShares;
+    } else if (current == node::kServiceStatusOpen) {
+        return error(Errc::kFailedPrecondition, "the service is already open");
+    } else if (current == node::kServiceStatusWaitingForShares) {
+        return error(Errc::kFailedPrecondition,
+                     "the service is already waiting for recovery shares: members submit their "
+                     "shares to open it");
+    } else {
+        return error(Errc::kCorrupt,
+                     "the service record has an unknown status \"" + current + "\"");
+    }
+    (*service)["status"] = std::string(next);
+    return buffer(node::kServiceMap, node::kServiceKey, *service, true);
 }
 
 // The voters become the given trusted nodes that were admitted: the write to the
@@ -221,7 +242,8 @@ Status TxGovernanceHost::update_raft_configuration(const json& args) {
 
 // New shares replace every earlier one: a share of an older set no longer matches the
 // recovery value (gov/recovery.h), and members that hold no share any more lose their entry.
-Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold) {
+Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold,
+                                               const std::vector<ledger::LedgerSecret>* secrets) {
     if (!threshold.has_value()) {
         COFFER_ASSIGN_OR_RETURN(auto current, get(gov::kRecoveryMap, gov::kRecoveryCurrentKey));
         if (!current.has_value()) {
@@ -230,7 +252,7 @@ Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold) 
         COFFER_ASSIGN_OR_RETURN(gov::RecoveryInfo info, gov::parse_recovery_value(*current));
         threshold = info.threshold;
     }
-    if (ledger_secrets_ == nullptr || ledger_secrets_->empty()) {
+    if (secrets == nullptr || secrets->empty()) {
         return error(Errc::kFailedPrecondition, "no ledger secrets to wrap into recovery shares");
     }
     std::map<std::string, json> members;
@@ -250,7 +272,7 @@ Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold) 
                          " members that can hold a share (active, with an encryption key)");
     }
     COFFER_ASSIGN_OR_RETURN(gov::RecoveryIssuance issued,
-                            gov::issue_recovery_shares(*ledger_secrets_, holders, *threshold));
+                            gov::issue_recovery_shares(*secrets, holders, *threshold));
     COFFER_RETURN_IF_ERROR(
         buffer(gov::kRecoveryMap, gov::kRecoveryCurrentKey, issued.recovery, true));
     COFFER_ASSIGN_OR_RETURN(std::vector<std::string> old_holders, keys(gov::kRecoverySharesMap));
@@ -263,6 +285,98 @@ Status TxGovernanceHost::issue_recovery_shares(std::optional<size_t> threshold) 
         COFFER_RETURN_IF_ERROR(buffer(gov::kRecoverySharesMap, fp, std::move(share), true));
     }
     return Status();
+}
+
+// Each trusted node gets its own sealed copy of the new secret rather than one copy under
+// the previous secret: a coalition holding an older secret or share set then reads nothing
+// written after the rekey (docs/recovery.md, "Re-issuing").
+Status TxGovernanceHost::rekey_ledger() {
+    if (ledger_secrets_ == nullptr || ledger_secrets_->empty()) {
+        return error(Errc::kFailedPrecondition, "rekey_ledger: the node holds no ledger secret");
+    }
+    uint32_t newest = 0;
+    for (const ledger::LedgerSecret& s : *ledger_secrets_) {
+        newest = std::max(newest, s.version);
+    }
+    if (newest == UINT32_MAX) {
+        return error(Errc::kResourceExhausted, "rekey_ledger: ledger secret versions exhausted");
+    }
+    uint32_t version = newest + 1;
+    // Reading the key makes two rekeys racing for one version conflict (one is retried).
+    COFFER_ASSIGN_OR_RETURN(auto issued,
+                            get(node::kLedgerSecretUpdatesMap, std::to_string(version)));
+    if (issued.has_value()) {
+        return error(Errc::kFailedPrecondition, "rekey_ledger: ledger secret version " +
+                                                    std::to_string(version) +
+                                                    " was issued already and is not applied yet");
+    }
+    COFFER_ASSIGN_OR_RETURN(std::vector<node::NodeEncryptionKey> recipients, rekey_recipients());
+
+    std::vector<ledger::LedgerSecret> extended = *ledger_secrets_;
+    extended.push_back(ledger::make_random_ledger_secret(version));
+    auto update = node::seal_ledger_secret_update(extended.back(), recipients);
+    Status done =
+        update.ok() ? buffer(node::kLedgerSecretUpdatesMap, std::to_string(version), *update, true)
+                    : update.status();
+    if (done.ok()) {
+        done = issue_recovery_shares(std::nullopt, &extended);
+    }
+    for (ledger::LedgerSecret& s : extended) {
+        OPENSSL_cleanse(s.key.data(), s.key.size());
+    }
+    return done;
+}
+
+// Every trusted node with an encryption key. A trusted node that was not admitted yet (no
+// certificate) and has no key gets every secret in its join answer instead; an admitted one
+// without a key could not read the entries after the rekey, so the rekey is refused.
+Result<std::vector<node::NodeEncryptionKey>> TxGovernanceHost::rekey_recipients() {
+    std::vector<node::NodeEncryptionKey> recipients;
+    COFFER_ASSIGN_OR_RETURN(std::vector<std::string> ids, keys(node::kNodesMap));
+    for (const std::string& id : ids) {
+        COFFER_ASSIGN_OR_RETURN(auto record, get(node::kNodesMap, id));
+        if (!record.has_value() || record->value("status", "") != node::kNodeStatusTrusted) {
+            continue;
+        }
+        auto pem = record->find("encryption_public_key");
+        if (pem == record->end() || !pem->is_string()) {
+            if (!record->contains("cert")) {
+                continue;
+            }
+            return error(Errc::kFailedPrecondition,
+                         "rekey_ledger: trusted node " + id +
+                             " has no encryption_public_key, so it could not read the entries "
+                             "after a rekey; restart it to publish one");
+        }
+        auto key = crypto::x25519_public_from_pem(pem->get<std::string>());
+        if (!key.ok()) {
+            return error(Errc::kCorrupt,
+                         "rekey_ledger: node " + id + " has a malformed encryption_public_key");
+        }
+        recipients.push_back(node::NodeEncryptionKey{id, std::move(key).value()});
+    }
+    if (recipients.empty()) {
+        return error(Errc::kFailedPrecondition, "rekey_ledger: no trusted node to seal to");
+    }
+    return recipients;
+}
+
+Status TxGovernanceHost::set_signature_interval(const json& args) {
+    auto tx_count = args.is_object() ? args.find("tx_count") : args.end();
+    auto interval_ms = args.is_object() ? args.find("interval_ms") : args.end();
+    auto settings = tx_count == args.end() || interval_ms == args.end()
+                        ? Result<node::SignatureSettings>(error(Errc::kInvalidArgument, "missing"))
+                        : node::parse_signature_settings(
+                              {{"interval_entries", *tx_count}, {"interval_ms", *interval_ms}});
+    if (!settings.ok()) {
+        return error(Errc::kInvalidArgument,
+                     "set_signature_interval needs {\"tx_count\": 1.." +
+                         std::to_string(node::kMaxSignatureIntervalEntries) +
+                         ", \"interval_ms\": 1.." + std::to_string(node::kMaxSignatureIntervalMs) +
+                         "}");
+    }
+    return buffer(node::kGovConfigMap, node::kSignatureSettingsKey,
+                  node::signature_settings_json(*settings), true);
 }
 
 // A proposal was written for the rules in force when it was made: once they change, the

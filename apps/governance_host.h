@@ -21,6 +21,7 @@
 #include "gov/constitution.h"
 #include "kv/store.h"
 #include "ledger/secrets.h"
+#include "node/rekey.h"
 
 namespace coffer::apps {
 
@@ -36,6 +37,8 @@ inline constexpr std::string_view kEffectOpenService = "open_service";
 inline constexpr std::string_view kEffectReissueRecoveryShares = "reissue_recovery_shares";
 inline constexpr std::string_view kEffectUpdateRaftConfiguration = "update_raft_configuration";
 inline constexpr std::string_view kEffectSetRecoveryThreshold = "set_recovery_threshold";
+inline constexpr std::string_view kEffectRekeyLedger = "rekey_ledger";
+inline constexpr std::string_view kEffectSetSignatureInterval = "set_signature_interval";
 
 class TxGovernanceHost final : public gov::GovernanceHost {
   public:
@@ -65,7 +68,10 @@ class TxGovernanceHost final : public gov::GovernanceHost {
     Result<std::vector<std::string>> keys(std::string_view map) override;
     // set_constitution {"constitution": source}: checks the source, replaces the current
     // constitution and marks every other open proposal "dropped".
-    // open_service {}: sets the service status to "open".
+    // open_service {}: moves the service status on by one state: "opening" -> "open",
+    // "recovering" -> "waiting_for_recovery_shares"; kFailedPrecondition "the service is
+    // already open" / "...already waiting for recovery shares..." otherwise (kCorrupt for a
+    // missing record or an unknown status).
     // set_recovery_threshold {"threshold": k}: wraps the ledger secrets and issues k-of-n
     // recovery shares to the active members with an encryption key (gov/recovery.h),
     // replacing every earlier share. reissue_recovery_shares {}: the same with the current
@@ -73,8 +79,15 @@ class TxGovernanceHost final : public gov::GovernanceHost {
     // update_raft_configuration {"voters": [node ids]}: every id must be a trusted node (as
     // this host sees the nodes map); writes the configuration map, which makes the
     // transaction a Raft configuration entry.
+    // rekey_ledger {}: makes ledger secret version newest + 1, HPKE-seals it to every trusted
+    // node's encryption key in public:coffer.gov.ledger_secret_updates (node/rekey.h; each
+    // node learns it when the entry reaches its ledger) and re-issues the recovery shares
+    // with it included (same threshold, once one was set). kFailedPrecondition when an
+    // admitted trusted node has no encryption key (it could not read the later entries) or
+    // the version was issued already.
+    // set_signature_interval {"tx_count": n, "interval_ms": m}: writes the service's signature
+    // interval to public:coffer.gov.config "signatures"; every node applies it to its ledger.
     // Errors: kInvalidArgument for bad arguments or a source that does not check;
-    // kUnsupported "not supported yet: ..." for rekey_ledger and set_signature_interval;
     // kInvalidArgument for an unknown effect; issue_recovery_shares's errors.
     Status effect(std::string_view name, const nlohmann::json& args) override;
 
@@ -88,8 +101,13 @@ class TxGovernanceHost final : public gov::GovernanceHost {
     Status buffer(std::string_view map, std::string_view key, std::optional<nlohmann::json> value,
                   bool internal);
     Status set_constitution(const nlohmann::json& args);
+    Status open_service();
     Status update_raft_configuration(const nlohmann::json& args);
-    Status issue_recovery_shares(std::optional<size_t> threshold);
+    Status issue_recovery_shares(std::optional<size_t> threshold,
+                                 const std::vector<ledger::LedgerSecret>* secrets);
+    Status rekey_ledger();
+    Result<std::vector<node::NodeEncryptionKey>> rekey_recipients();
+    Status set_signature_interval(const nlohmann::json& args);
     Status drop_open_proposals();
 
     kv::Transaction& tx_;

@@ -141,29 +141,6 @@ net::HttpResponse post_join(node::Node& node, const net::HttpRequest& request) {
     return net::HttpResponse::json(status, *answer);
 }
 
-net::HttpResponse post_retire(node::Node& node, const net::HttpRequest& request) {
-    auto body = net::parse_json(request.body);
-    if (!body.ok() || !body->is_object() || body->size() != 1 || !body->contains("node_id") ||
-        !(*body)["node_id"].is_string()) {
-        return net::HttpResponse::error(400, "invalid_argument",
-                                        "body must be {\"node_id\": \"<id>\"}");
-    }
-    auto tx = node.retire_node((*body)["node_id"].get<std::string>());
-    if (!tx.ok()) {
-        switch (tx.status().code()) {
-            case Errc::kNotFound:
-                return net::HttpResponse::error(404, "not_found", tx.status().message());
-            case Errc::kInvalidArgument:
-                return net::HttpResponse::error(400, "invalid_argument", tx.status().message());
-            default:
-                return commit_error_response(tx.status());
-        }
-    }
-    net::HttpResponse r = net::HttpResponse::json(200, {{"transaction_id", *tx}});
-    r.headers.emplace_back(std::string(kTxIdHeader), *tx);
-    return r;
-}
-
 net::HttpResponse get_quote(node::Node& node) {
     return net::HttpResponse::json(200, {{"node_id", node.node_id()},
                                          {"node_certificate", node.node_cert().to_pem()},
@@ -222,16 +199,6 @@ Status register_node_endpoints(EndpointRegistry& registry, node::Node& node) {
         "service's secrets";
     join.handler = [n](const net::HttpRequest& r, const Caller&) { return post_join(*n, r); };
     COFFER_RETURN_IF_ERROR(registry.add(std::move(join)));
-    Endpoint retire;
-    retire.method = "POST";
-    retire.path = "/node/retire";
-    retire.policy = AuthPolicy::kMember;
-    retire.description =
-        "retire a voter: {\"node_id\"}; a member's decision until governance makes it a "
-        "proposal";
-    retire.handler = [n](const net::HttpRequest& r, const Caller&) { return post_retire(*n, r); };
-    retire.example_body = R"({"node_id": "0000"})";
-    COFFER_RETURN_IF_ERROR(registry.add(std::move(retire)));
     EndpointRegistry* reg = &registry;
     return registry.add(anonymous_get(
         "/node/endpoints", "every endpoint of this node with its authentication policy",

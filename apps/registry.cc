@@ -1,5 +1,6 @@
 #include "apps/registry.h"
 
+#include "common/check.h"
 #include "node/governance_maps.h"
 
 namespace coffer::apps {
@@ -24,6 +25,8 @@ std::string_view caller_kind_name(CallerKind kind) {
             return "anonymous";
         case CallerKind::kUnknownCertificate:
             return "unknown_certificate";
+        case CallerKind::kRemovedUser:
+            return "removed_user";
         case CallerKind::kUser:
             return "user";
         case CallerKind::kMember:
@@ -44,6 +47,9 @@ std::optional<net::HttpResponse> check_policy(AuthPolicy policy, const Caller& c
         return net::HttpResponse::error(
             401, "unauthenticated", "the client certificate is not a registered user or member");
     }
+    if (caller.kind == CallerKind::kRemovedUser) {
+        return net::HttpResponse::error(403, "forbidden", "this user was removed by governance");
+    }
     if (policy == AuthPolicy::kUser && caller.kind != CallerKind::kUser) {
         return net::HttpResponse::error(403, "forbidden", "only users may call this endpoint");
     }
@@ -51,6 +57,32 @@ std::optional<net::HttpResponse> check_policy(AuthPolicy policy, const Caller& c
         return net::HttpResponse::error(403, "forbidden", "only members may call this endpoint");
     }
     return std::nullopt;
+}
+
+std::optional<net::HttpResponse> check_service_status(AuthPolicy policy,
+                                                      std::string_view service_status) {
+    if (policy != AuthPolicy::kUser || service_status == node::kServiceStatusOpen) {
+        return std::nullopt;
+    }
+    if (service_status.empty()) {
+        net::HttpResponse r = net::HttpResponse::error(
+            503, "service_not_open",
+            "the service is not open: this node has no service record yet");
+        r.headers.emplace_back("Retry-After", "1");
+        return r;
+    }
+    std::string message =
+        "the service is not open: its status is \"" + std::string(service_status) + "\"";
+    if (service_status == node::kServiceStatusOpening) {
+        message += "; members open it with a transition_service_to_open proposal";
+    } else if (service_status == node::kServiceStatusRecovering) {
+        message +=
+            "; members accept the recovered state with a transition_service_to_open proposal, "
+            "then submit their recovery shares";
+    } else if (service_status == node::kServiceStatusWaitingForShares) {
+        message += "; it opens once enough members submitted their recovery shares";
+    }
+    return net::HttpResponse::error(503, "service_not_open", message);
 }
 
 Caller resolve_caller(kv::Store& store, const net::HttpRequest& request) {
@@ -65,7 +97,25 @@ Caller resolve_caller(kv::Store& store, const net::HttpRequest& request) {
     if (tx.get(node::kMembersMap, as_bytes(fp)).has_value()) {
         return Caller{CallerKind::kMember, fp};
     }
+    if (tx.get(node::kRemovedUsersMap, as_bytes(fp)).has_value()) {
+        return Caller{CallerKind::kRemovedUser, fp};
+    }
     return Caller{CallerKind::kUnknownCertificate, fp};
+}
+
+std::string read_service_status(kv::Store& store) {
+    kv::Transaction tx = store.begin();
+    auto record = node::read_governance_value(tx, node::kServiceMap, node::kServiceKey);
+    if (!record.ok() || !record->has_value()) {
+        return "";
+    }
+    auto status = (*record)->find("status");
+    return status != (*record)->end() && status->is_string() ? status->get<std::string>() : "";
+}
+
+EndpointRegistry::EndpointRegistry(ServiceStatusReader service_status)
+    : service_status_(std::move(service_status)) {
+    COFFER_CHECK(service_status_ != nullptr, "a registry needs a service status reader");
 }
 
 Status EndpointRegistry::add(Endpoint endpoint) {
@@ -119,10 +169,21 @@ net::HttpResponse EndpointRegistry::dispatch(const net::HttpRequest& request,
         r.headers.emplace_back("Allow", allow);
         return r;
     }
-    if (auto refused = check_policy(endpoint->policy, caller)) {
+    if (auto refused = refusal(*endpoint, caller)) {
         return *refused;
     }
     return endpoint->handler(request, caller);
+}
+
+std::optional<net::HttpResponse> EndpointRegistry::refusal(const Endpoint& endpoint,
+                                                           const Caller& caller) const {
+    if (auto refused = check_policy(endpoint.policy, caller)) {
+        return refused;
+    }
+    if (endpoint.policy != AuthPolicy::kUser) {
+        return std::nullopt;
+    }
+    return check_service_status(endpoint.policy, service_status_());
 }
 
 nlohmann::json EndpointRegistry::describe() const {

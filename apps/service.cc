@@ -59,7 +59,9 @@ net::HttpResponse commit_error_response(const Status& status) {
 }
 
 Result<std::shared_ptr<EndpointRegistry>> make_default_registry(node::Node& node) {
-    auto registry = std::make_shared<EndpointRegistry>();
+    node::Node* n = &node;
+    auto registry =
+        std::make_shared<EndpointRegistry>([n] { return read_service_status(n->store()); });
     COFFER_RETURN_IF_ERROR(register_node_endpoints(*registry, node));
     COFFER_RETURN_IF_ERROR(register_logging_app(*registry, node));
     COFFER_RETURN_IF_ERROR(register_receipt_endpoint(*registry, node));
@@ -156,7 +158,7 @@ net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointR
             redirect = net::HttpResponse::error(503, "unavailable",
                                                 "this node is still catching up with the network");
             redirect->headers.emplace_back("Retry-After", "1");
-        } else if (needs_leader(request, endpoint) && !check_policy(endpoint->policy, caller)) {
+        } else if (needs_leader(request, endpoint) && !registry->refusal(*endpoint, caller)) {
             redirect = redirect_to_leader(node, request);
         }
         net::HttpResponse response =

@@ -3,7 +3,8 @@
 // against a trivial endpoint (GET /node/commit), the cost of TLS + HTTP alone.
 //
 //   load_bench [--duration-s 3] [--connections 1,16,64] [--coffer PATH]
-//       starts its own node (coffer keygen + coffer node start in a scratch folder)
+//       starts its own node (coffer keygen + coffer node start in a scratch folder) and opens
+//       the service with its member's transition_service_to_open proposal
 //   load_bench --port N --service-cert PEM --cert PEM --key PEM [--host 127.0.0.1] ...
 //       drives a node that is already running, as the user whose certificate is given
 //
@@ -122,6 +123,49 @@ pid_t start_node(Options& o, const std::string& dir) {
     std::cerr << "node did not start; see " << log << "\n";
     ::kill(pid, SIGKILL);
     return -1;
+}
+
+// The JSON object a `coffer member` command prints (before its "transaction status" line).
+nlohmann::json json_in(const std::string& output) {
+    size_t open = output.find('{');
+    size_t close = output.rfind('}');
+    if (open == std::string::npos || close == std::string::npos || close < open) {
+        return nlohmann::json();
+    }
+    return nlohmann::json::parse(output.substr(open, close - open + 1), nullptr, false);
+}
+
+// Opens the new service (docs/governance.md, "Service states") as member0, its only member:
+// `coffer member propose --action transition_service_to_open`, then its yes vote. A proposal
+// sent before the node leads is refused; it is sent again until kStartTimeoutMs.
+bool open_service(const Options& o, const std::string& dir) {
+    std::vector<std::string> connection = {"--service",      "127.0.0.1:" + std::to_string(o.port),
+                                           "--service-cert", o.service_cert,
+                                           "--cert",         dir + "/member0_cert.pem",
+                                           "--key",          dir + "/member0_privk.pem"};
+    std::string out = dir + "/governance.log";
+    auto deadline = Clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
+    while (Clock::now() < deadline) {
+        std::error_code ec;
+        std::filesystem::remove(out, ec);
+        std::vector<std::string> propose = {"member", "propose", "--action",
+                                            "transition_service_to_open"};
+        propose.insert(propose.end(), connection.begin(), connection.end());
+        if (!run(o, propose, out)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            continue;
+        }
+        std::string id = json_in(read_file(out)).value("proposal_id", "");
+        std::vector<std::string> vote = {"member", "vote", "--proposal", id, "--yes"};
+        vote.insert(vote.end(), connection.begin(), connection.end());
+        std::filesystem::remove(out, ec);
+        if (run(o, vote, out) && json_in(read_file(out)).value("state", "") == "accepted") {
+            return true;
+        }
+        break;
+    }
+    std::cerr << "the service did not open; see " << out << "\n";
+    return false;
 }
 
 struct RunResult {
@@ -248,6 +292,10 @@ int main(int argc, char** argv) {
         dir = pattern;
         node = start_node(o, dir);
         if (node < 0) {
+            return 1;
+        }
+        if (!open_service(o, dir)) {
+            ::kill(node, SIGKILL);
             return 1;
         }
     }

@@ -72,7 +72,7 @@ struct VerifiedLedger {
 };
 
 std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::string& cert_path,
-                                            int& exit_code) {
+                                            uint64_t recovered_seqno, int& exit_code) {
     auto cert = load_optional_cert(cert_path);
     if (!cert.ok()) {
         std::cerr << "error: " << cert.status().message() << "\n";
@@ -86,7 +86,7 @@ std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::s
         return std::nullopt;
     }
     ledger::PosixFileSystem fs;
-    auto summary = ledger::verify_ledger_directory(fs, dir, *cert);
+    auto summary = ledger::verify_ledger_directory(fs, dir, *cert, recovered_seqno);
     if (!summary.ok()) {
         std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
         exit_code = summary.status().code() == Errc::kNotFound ? 2 : 1;
@@ -95,9 +95,10 @@ std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::s
     return VerifiedLedger{std::move(cert).value(), std::move(summary).value()};
 }
 
-int verify_command(const std::string& dir, const std::string& cert_path) {
+int verify_command(const std::string& dir, const std::string& cert_path, uint64_t recovered_seqno) {
     int exit_code = 0;
-    std::optional<VerifiedLedger> verified = verify_inputs(dir, cert_path, exit_code);
+    std::optional<VerifiedLedger> verified =
+        verify_inputs(dir, cert_path, recovered_seqno, exit_code);
     if (!verified) {
         return exit_code;
     }
@@ -112,8 +113,11 @@ int verify_command(const std::string& dir, const std::string& cert_path) {
               << s.chunks << " chunks, last signed transaction "
               << (s.last_signed ? s.last_signed->to_string() : std::string("none"))
               << ", unsigned tail " << s.unsigned_tail
-              << (verified->service_cert ? ", node certificates issued by the service"
-                                         : ", service certificate not checked")
+              << (!verified->service_cert ? std::string(", service certificate not checked")
+                  : recovered_seqno > 0
+                      ? ", node certificates after seqno " + std::to_string(recovered_seqno) +
+                            " issued by the service"
+                      : std::string(", node certificates issued by the service"))
               << "\n";
     return 0;
 }
@@ -140,10 +144,11 @@ void print_entry(const ledger::LedgerEntryInfo& e) {
 // Verifies the whole directory before printing anything, so that nothing is shown from a
 // ledger whose signatures do not hold; entries after the last signature are marked as not
 // covered by one.
-int show_command(const std::string& dir, const std::string& cert_path, uint64_t from,
-                 uint64_t limit) {
+int show_command(const std::string& dir, const std::string& cert_path, uint64_t recovered_seqno,
+                 uint64_t from, uint64_t limit) {
     int exit_code = 0;
-    std::optional<VerifiedLedger> verified = verify_inputs(dir, cert_path, exit_code);
+    std::optional<VerifiedLedger> verified =
+        verify_inputs(dir, cert_path, recovered_seqno, exit_code);
     if (!verified) {
         return exit_code;
     }
@@ -154,7 +159,8 @@ int show_command(const std::string& dir, const std::string& cert_path, uint64_t 
     ledger::PosixFileSystem fs;
     uint64_t shown = 0;
     Status s = ledger::for_each_ledger_entry(
-        fs, dir, from, cert, [&](const ledger::LedgerEntryInfo& e) -> Status {
+        fs, dir, from, cert,
+        [&](const ledger::LedgerEntryInfo& e) -> Status {
             if (limit != 0 && shown >= limit) {
                 return error(Errc::kResourceExhausted, "limit reached");
             }
@@ -164,7 +170,8 @@ int show_command(const std::string& dir, const std::string& cert_path, uint64_t 
             }
             ++shown;
             return Status();
-        });
+        },
+        recovered_seqno);
     if (!s.ok() && s.code() != Errc::kResourceExhausted) {
         std::cerr << "error: " << s.message() << "\n";
         return 1;
@@ -187,7 +194,13 @@ void add_ledger_commands(CLI::App& app, int& exit_code) {
         std::string service_cert;
         uint64_t from = 1;
         uint64_t limit = 0;
+        uint64_t recovered_seqno = 0;
     };
+    // A recovered service's ledger starts with the entries of the services it was recovered
+    // from, whose nodes the current service certificate did not endorse (docs/recovery.md).
+    constexpr const char* kRecoveredSeqnoHelp =
+        "with --service-cert of a recovered service: the service record's recovered_seqno; "
+        "signatures up to it are checked against the certificates they carry";
     auto args = std::make_shared<Args>();
 
     CLI::App* verify = ledger->add_subcommand(
@@ -195,13 +208,16 @@ void add_ledger_commands(CLI::App& app, int& exit_code) {
     verify->add_option("dir", args->dir, "ledger directory")->required();
     verify->add_option("--service-cert", args->service_cert,
                        "also check that signing nodes were endorsed by this service (PEM)");
-    verify->callback(
-        [&exit_code, args] { exit_code = verify_command(args->dir, args->service_cert); });
+    verify->callback([&exit_code, args] {
+        exit_code = verify_command(args->dir, args->service_cert, args->recovered_seqno);
+    });
+    verify->add_option("--recovered-seqno", args->recovered_seqno, kRecoveredSeqnoHelp);
 
     CLI::App* show = ledger->add_subcommand(
         "show", "print entries: public writes in clear, private parts as their size");
     show->add_option("dir", args->dir, "ledger directory")->required();
     show->add_option("--service-cert", args->service_cert, "service certificate (PEM)");
+    show->add_option("--recovered-seqno", args->recovered_seqno, kRecoveredSeqnoHelp);
     show->add_option("--from", args->from, "first seqno to print")
         ->capture_default_str()
         ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
@@ -209,7 +225,8 @@ void add_ledger_commands(CLI::App& app, int& exit_code) {
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
     show->callback([&exit_code, args] {
-        exit_code = show_command(args->dir, args->service_cert, args->from, args->limit);
+        exit_code = show_command(args->dir, args->service_cert, args->recovered_seqno, args->from,
+                                 args->limit);
     });
 
     add_sample_command(*ledger, exit_code);

@@ -45,6 +45,8 @@ struct MemberArgs {
     bool no = false;
     std::string enc_key;  // the member's X25519 private key (share --decrypt)
     bool decrypt = false;
+    bool submit = false;                // share --submit
+    std::string previous_service_cert;  // share --submit: the lost service's certificate
 };
 
 // Exit codes: 2 for unusable input, 1 for a refused request or a failed connection.
@@ -230,9 +232,39 @@ int run_read(const MemberArgs& a, const std::string& target) {
     return report(send(*session, a.service, "GET", target, ""));
 }
 
-// `share`: fetches the member's encrypted recovery share (GET /gov/recovery_share) and, with
-// --decrypt, opens it with the member's X25519 key and prints the share in its text form
-// (docs/recovery.md). The share is secret: it is printed only with --decrypt.
+// Before a share leaves this machine: the service asking for it must say it was recovered
+// from the service whose certificate the member pinned, else an operator could collect
+// shares with a service of its own (docs/recovery.md, "Submitting a share").
+Status check_recovers_pinned_service(const Session& s, const MemberArgs& a) {
+    if (a.previous_service_cert.empty()) {
+        return error(Errc::kInvalidArgument,
+                     "--submit needs --previous-service-cert PEM (the lost service's certificate)");
+    }
+    COFFER_ASSIGN_OR_RETURN(std::string pem, read_file(a.previous_service_cert));
+    COFFER_ASSIGN_OR_RETURN(crypto::Certificate pinned, crypto::Certificate::from_pem(pem));
+    COFFER_ASSIGN_OR_RETURN(net::HttpResponse r, send(s, a.service, "GET", "/gov/recovery", ""));
+    json status = json::parse(r.body, nullptr, false);
+    if (r.status != 200 || !status.is_object()) {
+        return error(Errc::kFailedPrecondition,
+                     "GET /gov/recovery answered " + std::to_string(r.status) + ": " + r.body);
+    }
+    json previous = status.value("previous_fingerprints", json::array());
+    if (!previous.is_array() || previous.empty() ||
+        previous.back() != pinned.fingerprint_sha256_hex()) {
+        return error(Errc::kPermissionDenied,
+                     "this service does not recover the service of " + a.previous_service_cert +
+                         " (its previous identity is " +
+                         (previous.is_array() && !previous.empty() ? previous.back().dump()
+                                                                   : std::string("none")) +
+                         "): the share is not sent");
+    }
+    return Status();
+}
+
+// `share`: fetches the member's encrypted recovery share (GET /gov/recovery_share); with
+// --decrypt opens it with the member's X25519 key and prints the share in its text form;
+// with --submit sends it, signed, to a recovering service instead (docs/recovery.md). The
+// share is secret: it is printed only with --decrypt and never with --submit.
 int run_share(const MemberArgs& a) {
     auto session = open_session(a, true);
     if (!session.ok()) {
@@ -243,14 +275,23 @@ int run_share(const MemberArgs& a) {
         return input_error(cert.status());
     }
     std::string fingerprint = cert->fingerprint_sha256_hex();
+    bool open = a.decrypt || a.submit;
+    if (open && a.enc_key.empty()) {
+        return input_error(
+            error(Errc::kInvalidArgument, "--decrypt and --submit need --enc-key PEM"));
+    }
+    if (a.submit) {
+        Status checked = check_recovers_pinned_service(*session, a);
+        if (!checked.ok()) {
+            std::cerr << "error: " << checked.message() << "\n";
+            return checked.code() == Errc::kInvalidArgument ? 2 : 1;
+        }
+    }
     auto r = send(*session, a.service, "GET", "/gov/recovery_share?member=" + fingerprint, "");
-    if (!a.decrypt || !r.ok() || r->status != 200) {
+    if (!open || !r.ok() || r->status != 200) {
         return report(std::move(r));
     }
     json answer = json::parse(r->body, nullptr, false);
-    if (a.enc_key.empty()) {
-        return input_error(error(Errc::kInvalidArgument, "--decrypt needs --enc-key PEM"));
-    }
     auto key_pem = read_file(a.enc_key);
     auto key = key_pem.ok() ? crypto::x25519_private_from_pem(*key_pem)
                             : Result<crypto::X25519KeyPair>(key_pem.status());
@@ -263,9 +304,20 @@ int run_share(const MemberArgs& a) {
         std::cerr << "error: " << share.status().message() << "\n";
         return 1;
     }
-    std::cout << gov::recovery_share_to_text(*share) << "\n";
+    std::string text = gov::recovery_share_to_text(*share);
     OPENSSL_cleanse(share->data(), share->size());
-    return 0;
+    if (!a.submit) {
+        std::cout << text << "\n";
+        return 0;
+    }
+    auto signed_request =
+        sign(*session, "recovery_share", std::nullopt, json{{"share", text}}.dump());
+    OPENSSL_cleanse(text.data(), text.size());
+    if (!signed_request.ok()) {
+        return input_error(signed_request.status());
+    }
+    return report(
+        send(*session, a.service, "POST", "/gov/recovery_shares", to_string(*signed_request)));
 }
 
 void add_connection_options(CLI::App* cmd, MemberArgs& a, bool identity_required) {
@@ -315,8 +367,18 @@ void add_member_commands(CLI::App& app, int& exit_code) {
         member->add_subcommand("share", "fetch your encrypted recovery share (and decrypt it)");
     add_connection_options(share, *a, true);
     share->add_flag("--decrypt", a->decrypt, "decrypt it locally and print the share");
-    share->add_option("--enc-key", a->enc_key, "your X25519 private key (PEM), for --decrypt");
+    share->add_option("--enc-key", a->enc_key,
+                      "your X25519 private key (PEM), for --decrypt and --submit");
+    share->add_flag("--submit", a->submit,
+                    "decrypt it locally and submit it to this recovering service");
+    share->add_option("--previous-service-cert", a->previous_service_cert,
+                      "for --submit: the certificate of the service being recovered (PEM)");
     share->callback([&exit_code, a] { exit_code = run_share(*a); });
+
+    CLI::App* recovery = member->add_subcommand(
+        "recovery", "show a recovery's state: service status, previous identities, shares");
+    add_connection_options(recovery, *a, false);
+    recovery->callback([&exit_code, a] { exit_code = run_read(*a, "/gov/recovery"); });
 
     CLI::App* show = member->add_subcommand("show", "show one proposal and its ballots");
     add_connection_options(show, *a, false);

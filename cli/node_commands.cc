@@ -1,14 +1,17 @@
-// `coffer node start --config FILE` and `coffer node join --config FILE`: run one node in the
-// foreground until SIGTERM, SIGINT or SIGHUP (docs/node.md, docs/replication.md). `start`
-// creates a new service (or restarts this node); `join` asks a running network to admit a new
-// node (or restarts a node that joined earlier). Exit codes: 0 after a clean stop, 1 when the node
-// failed (at start or later, e.g. a failed fsync), 2 for an unusable configuration.
+// `coffer node start --config FILE`, `coffer node join --config FILE` and `coffer node recover
+// --config FILE --ledger DIR`: run one node in the foreground until SIGTERM, SIGINT or SIGHUP
+// (docs/node.md, docs/replication.md, docs/recovery.md). `start` creates a new service (or
+// restarts this node); `join` asks a running network to admit a new node (or restarts a node
+// that joined earlier); `recover` brings a lost service back from a ledger folder. Exit codes: 0
+// after a clean stop, 1 when the node failed (at start or later, e.g. a failed fsync), 2 for an
+// unusable configuration.
 #include <pthread.h>
 #include <signal.h>
 
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "apps/apps.h"
 #include "cli/commands.h"
@@ -57,6 +60,22 @@ int wait_until_stopped(node::Node& node, const sigset_t& signals) {
     }
 }
 
+// Serves `node` with the default applications. Returns the exit code on failure.
+std::optional<int> serve_node(node::Node& node) {
+    auto registry = apps::make_default_registry(node);
+    if (!registry.ok()) {
+        std::cerr << "error: " << registry.status().message() << "\n";
+        return 1;
+    }
+    Status served = node.serve(apps::make_http_handler(node, *registry));
+    if (!served.ok()) {
+        spdlog::error("node.serve_failed error={}", served.to_string());
+        std::cerr << "error: " << served.message() << "\n";
+        return 1;
+    }
+    return std::nullopt;
+}
+
 int start_node(const std::string& config_path, bool join) {
     auto config = node::load_config(config_path);
     if (!config.ok()) {
@@ -83,17 +102,86 @@ int start_node(const std::string& config_path, bool join) {
         std::cerr << "error: " << node.status().message() << "\n";
         return 1;
     }
-    auto registry = apps::make_default_registry(**node);
-    if (!registry.ok()) {
-        std::cerr << "error: " << registry.status().message() << "\n";
+    if (auto failed = serve_node(**node); failed.has_value()) {
+        return *failed;
+    }
+    return wait_until_stopped(**node, signals);
+}
+
+// Waits for a stop signal, a node failure, or the recovering node's k-th share. Returns the
+// exit code, or nullopt once the ledger secrets are recovered.
+std::optional<int> wait_for_recovery_secrets(node::Node& node, const sigset_t& signals) {
+    while (true) {
+        timespec timeout{0, kFailurePollNs};
+        int sig = sigtimedwait(&signals, nullptr, &timeout);
+        if (sig > 0) {
+            spdlog::info("node.stopping signal={} recovery=unfinished", sig);
+            node.stop();
+            return node.failure().ok() ? 0 : 1;
+        }
+        Status failed = node.failure();
+        if (!failed.ok()) {
+            node.stop();
+            std::cerr << "error: node failed: " << failed.message() << "\n";
+            return 1;
+        }
+        if (node.wait_recovery_secrets(0)) {
+            return std::nullopt;
+        }
+    }
+}
+
+// `coffer node recover`: the two phases of docs/recovery.md, "Recovering a service", in one
+// process. The node serves governance while it collects shares; with k of them it stops,
+// reopens over the same folder with every ledger secret (a full replay, private parts
+// included), opens the service and serves on the same ports.
+int recover_node(const std::string& config_path, const std::string& ledger_dir) {
+    auto config = node::load_config(config_path);
+    if (!config.ok()) {
+        std::cerr << "error: " << config.status().message() << "\n";
+        return 2;
+    }
+    init_logging(config->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t signals = block_stop_signals();
+
+    auto recovering = node::Node::open_for_recovery(*config, ledger_dir);
+    if (!recovering.ok()) {
+        spdlog::error("node.recovery_failed error={}", recovering.status().to_string());
+        std::cerr << "error: " << recovering.status().message() << "\n";
         return 1;
     }
-    Status served = (*node)->serve(apps::make_http_handler(**node, *registry));
-    if (!served.ok()) {
-        spdlog::error("node.serve_failed error={}", served.to_string());
-        std::cerr << "error: " << served.message() << "\n";
+    if (auto failed = serve_node(**recovering); failed.has_value()) {
+        return *failed;
+    }
+    std::cerr << "recovering: the public state is replayed; members accept it with a "
+                 "transition_service_to_open proposal, then submit their recovery shares\n";
+    if (auto stopped = wait_for_recovery_secrets(**recovering, signals); stopped.has_value()) {
+        return *stopped;
+    }
+    auto secrets = (*recovering)->recovered_secrets();
+    (*recovering)->stop();
+    recovering->reset();
+    if (!secrets.ok()) {
+        std::cerr << "error: " << secrets.status().message() << "\n";
         return 1;
     }
+    auto node = node::Node::open_recovered(*config, std::move(secrets).value());
+    if (!node.ok()) {
+        spdlog::error("node.recovery_failed error={}", node.status().to_string());
+        std::cerr << "error: recovery: " << node.status().message() << "\n";
+        return 1;
+    }
+    Status finished = apps::finish_recovery(**node);
+    if (!finished.ok()) {
+        spdlog::error("node.recovery_failed error={}", finished.to_string());
+        std::cerr << "error: recovery: " << finished.message() << "\n";
+        return 1;
+    }
+    if (auto failed = serve_node(**node); failed.has_value()) {
+        return *failed;
+    }
+    std::cerr << "recovered: the service is open\n";
     return wait_until_stopped(**node, signals);
 }
 
@@ -121,6 +209,24 @@ void add_node_commands(CLI::App& app, int& exit_code) {
     join->add_option("--config", *join_path, "node configuration (JSON, docs/config.md)")
         ->required();
     join->callback([&exit_code, join_path] { exit_code = start_node(*join_path, true); });
+
+    CLI::App* recover = node->add_subcommand(
+        "recover",
+        "start a new service from the ledger folder of a lost network (docs/recovery.md): "
+        "replays the public part, waits for the members' proposal and recovery shares, then "
+        "replays the private part, opens the service and runs until SIGTERM or SIGINT");
+    auto recover_config = std::make_shared<std::string>();
+    auto recover_ledger = std::make_shared<std::string>();
+    recover->add_option("--config", *recover_config, "node configuration for the new node")
+        ->required();
+    recover
+        ->add_option("--ledger", *recover_ledger,
+                     "ledger folder of a node of the lost network (read only; choose the "
+                     "node with the most entries)")
+        ->required();
+    recover->callback([&exit_code, recover_config, recover_ledger] {
+        exit_code = recover_node(*recover_config, *recover_ledger);
+    });
 }
 
 }  // namespace coffer::cli

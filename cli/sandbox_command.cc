@@ -2,7 +2,8 @@
 // and demonstrations, every node a child process of this one (docs/sandbox.md).
 //
 // The sandbox makes a member and user identities (user0 and the --users parties), starts node 0
-// with `coffer node start` (a new service), joins nodes 1..N-1 one at a time with `coffer node
+// with `coffer node start` (a new service, "opening"), opens the service by member0's
+// transition_service_to_open proposal, joins nodes 1..N-1 one at a time with `coffer node
 // join`, waits until the network lists every node as trusted with exactly one leader, writes
 // DIR/sandbox.json and then waits for SIGINT/SIGTERM/SIGHUP, reporting children that die on the
 // way. It talks to the nodes only over their public HTTPS endpoints, pinning the service
@@ -275,6 +276,12 @@ class Sandbox {
     // Trusts every node the first node lists as pending, by a proposal of member0 and its
     // vote (the only member, so the proposal passes): how the sandbox admits its joiners.
     std::optional<std::string> trust_pending_nodes();
+    // Opens the new service the same way, with a transition_service_to_open proposal, once
+    // node 0 leads.
+    Status open_service();
+    // Proposes `action` with `args` as member0 and votes yes if it is still open; the
+    // proposal's final state.
+    Result<std::string> pass_proposal(const std::string& action, const json& args);
     // Runs `coffer member COMMAND ...` as member0 against the first node; its JSON answer.
     Result<json> member_command(const std::string& command, std::vector<std::string> args);
     Status wait_for_network(NodeProcess& proc);
@@ -332,6 +339,7 @@ Status Sandbox::start() {
         if (i == 0) {
             COFFER_ASSIGN_OR_RETURN(service_cert_pem_,
                                     node::read_small_file(service_cert_path_, kMaxSmallFileBytes));
+            COFFER_RETURN_IF_ERROR(open_service());
         }
         // One configuration change at a time: the next node joins only once this one is in.
         COFFER_RETURN_IF_ERROR(wait_for_network(nodes_.back()));
@@ -576,17 +584,11 @@ std::optional<std::string> Sandbox::trust_pending_nodes() {
         }
         // One attempt per node: a refused proposal is not retried at every poll.
         trusted_.insert(id);
-        json args = {{"node_id", id}};
-        auto proposed =
-            member_command("propose", {"--action", "trust_node", "--args", args.dump()});
-        auto voted = proposed.ok()
-                         ? member_command("vote", {"--proposal",
-                                                   string_field(*proposed, "proposal_id"), "--yes"})
-                         : Result<json>(proposed.status());
-        if (!voted.ok() || string_field(*voted, "state") != "accepted") {
-            trust_failure_ = "trusting node " + id + ": " +
-                             (voted.ok() ? "the proposal ended " + string_field(*voted, "state")
-                                         : voted.status().message());
+        auto state = pass_proposal("trust_node", {{"node_id", id}});
+        if (!state.ok() || *state != "accepted") {
+            trust_failure_ =
+                "trusting node " + id + ": " +
+                (state.ok() ? "the proposal ended " + *state : state.status().message());
             return trust_failure_;
         }
         if (!options_.quiet) {
@@ -595,6 +597,44 @@ std::optional<std::string> Sandbox::trust_pending_nodes() {
         }
     }
     return std::nullopt;
+}
+
+Result<std::string> Sandbox::pass_proposal(const std::string& action, const json& args) {
+    COFFER_ASSIGN_OR_RETURN(json proposed,
+                            member_command("propose", {"--action", action, "--args", args.dump()}));
+    std::string state = string_field(proposed, "state");
+    if (state != "open") {
+        return state;
+    }
+    COFFER_ASSIGN_OR_RETURN(
+        json voted,
+        member_command("vote", {"--proposal", string_field(proposed, "proposal_id"), "--yes"}));
+    return string_field(voted, "state");
+}
+
+Status Sandbox::open_service() {
+    NodeProcess& first = nodes_.front();
+    COFFER_RETURN_IF_ERROR(poll_until(
+        "node 0 did not become leader", first, kHttpPollMs, [&]() -> std::optional<std::string> {
+            auto state = get_json(first, "/node/state");
+            if (!state.ok()) {
+                return "node 0: " + state.status().message();
+            }
+            std::string role = string_field(*state, "role");
+            return role == "leader" ? std::nullopt
+                                    : std::optional<std::string>("node 0 is " + role);
+        }));
+    auto state = pass_proposal("transition_service_to_open", json::object());
+    if (!state.ok() || *state != "accepted") {
+        return error(Errc::kFailedPrecondition,
+                     "opening the service: " +
+                         (state.ok() ? "the proposal ended " + *state : state.status().message()) +
+                         "; see " + dir_ + "/governance.log");
+    }
+    if (!options_.quiet) {
+        std::cout << "member0 proposed transition_service_to_open and voted: accepted" << std::endl;
+    }
+    return Status();
 }
 
 Result<json> Sandbox::get_json(const NodeProcess& proc, const std::string& target) {

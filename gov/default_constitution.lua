@@ -10,6 +10,9 @@
 
 local MEMBERS = "public:coffer.gov.members"
 local USERS = "public:coffer.gov.users"
+-- Users that governance removed: their certificates are refused as removed (403) rather than
+-- unknown (401). Nothing else reads it; a user set again is taken from USERS first.
+local REMOVED_USERS = "public:coffer.gov.removed_users"
 local NODES = "public:coffer.gov.nodes"
 local MEASUREMENTS = "public:coffer.gov.trusted_measurements"
 local RECOVERY = "public:coffer.gov.recovery"
@@ -260,11 +263,13 @@ end)
 
 actions.remove_user = action({
     fingerprint = required(check.fingerprint),
-}, function(args)
-    if coffer.get(USERS, args.fingerprint) == nil then
+}, function(args, proposal_id)
+    local user = coffer.get(USERS, args.fingerprint)
+    if user == nil then
         fail("remove_user: no user " .. args.fingerprint)
     end
     coffer.remove(USERS, args.fingerprint)
+    coffer.put(REMOVED_USERS, args.fingerprint, {cert = user.cert, removed_by = proposal_id})
 end)
 
 actions.trust_node = action({

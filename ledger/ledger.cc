@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "ledger/verify.h"
 
@@ -72,10 +74,19 @@ std::string_view tx_status_name(TxStatus status) {
 }
 
 Ledger::Ledger(FileSystem& fs, LedgerOptions options, kv::Store& store, LedgerSecrets secrets)
-    : fs_(fs), options_(std::move(options)), store_(store), secrets_(std::move(secrets)) {}
+    : fs_(fs),
+      options_(std::move(options)),
+      store_(store),
+      secrets_(std::move(secrets)),
+      base_secrets_(secrets_),
+      signature_interval_entries_(options_.signature_interval_entries),
+      signature_interval_ms_(options_.signature_interval_ms) {}
 
 Ledger::~Ledger() {
     store_.set_commit_hook(nullptr);
+    for (auto& [seqno, secret] : learned_) {
+        OPENSSL_cleanse(secret.key.data(), secret.key.size());
+    }
 }
 
 uint64_t Ledger::now_ms() const {
@@ -92,7 +103,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(FileSystem& fs, LedgerOptions optio
     if (options.dir.empty()) {
         return error(Errc::kInvalidArgument, "ledger directory is not set");
     }
-    if (secrets.empty()) {
+    if (secrets.empty() && !options.public_only_replay) {
         return error(Errc::kInvalidArgument, "no ledger secret");
     }
     if (options.views_from_consensus && options.commit_at_durable_signature) {
@@ -127,14 +138,17 @@ Result<std::unique_ptr<Ledger>> Ledger::open(FileSystem& fs, LedgerOptions optio
 }
 
 Status Ledger::replay() {
-    EntryChainVerifier verifier(options_.service_cert);
+    EntryChainVerifier verifier(options_.service_cert, options_.service_cert_after_seqno);
     Status replayed =
         chunks_->for_each(1, [&](uint64_t seqno, ByteSpan bytes, bool is_signature) -> Status {
             auto v = verifier.add(bytes, is_signature);
             if (!v.ok()) {
                 return v.status().with_context(entry_location(*chunks_, seqno));
             }
-            auto priv = decode_private_write_set(v->entry, secrets_);
+            max_secret_version_used_ =
+                std::max(max_secret_version_used_, v->entry.header.secret_version);
+            auto priv = options_.public_only_replay ? Result<kv::WriteSet>(kv::WriteSet{})
+                                                    : decode_private_write_set(v->entry, secrets_);
             if (!priv.ok()) {
                 return priv.status().with_context(entry_location(*chunks_, seqno));
             }
@@ -143,9 +157,16 @@ Status Ledger::replay() {
                 return error(Errc::kCorrupt,
                              entry_location(*chunks_, seqno) + "a map appears in both parts");
             }
+            auto learned = secret_to_learn_locked(ws);
+            if (!learned.ok()) {
+                return learned.status().with_context(entry_location(*chunks_, seqno));
+            }
             auto applied = store_.apply(v->entry.tx_id(), ws);
             if (!applied.ok()) {
                 return applied.status().with_context(entry_location(*chunks_, seqno));
+            }
+            if (learned->has_value()) {
+                learn_secret_locked(seqno, std::move(**learned));
             }
             return Status::ok_status();
         });
@@ -270,7 +291,12 @@ Status Ledger::on_commit(kv::TxId id, const kv::WriteSet& ws) {
         return error(Errc::kResourceExhausted, "too many unflushed ledger entries; flush first");
     }
     const LedgerSecret* secret = secrets_.current();
-    COFFER_CHECK(secret != nullptr, "the ledger always holds a secret");
+    if (secret == nullptr) {
+        // Only after a public-only replay, before the caller added a secret.
+        return error(Errc::kFailedPrecondition, "the ledger holds no secret to write with");
+    }
+    // Before the encoder spends an IV: a refused secret refuses the whole entry.
+    COFFER_ASSIGN_OR_RETURN(std::optional<LedgerSecret> learned, secret_to_learn_locked(ws));
     if (id.view > persisted_view_) {
         COFFER_RETURN_IF_ERROR(persist_view_locked(id.view));
     }
@@ -287,6 +313,9 @@ Status Ledger::on_commit(kv::TxId id, const kv::WriteSet& ws) {
     auto decoded = parse_entry(bytes);
     COFFER_CHECK(decoded.ok(), "an entry the encoder made must parse");
     record_appended_locked(*decoded, entry_leaf(*decoded), bytes.size());
+    if (learned.has_value()) {
+        learn_secret_locked(id.seqno, std::move(*learned));
+    }
     return Status::ok_status();
 }
 
@@ -295,6 +324,7 @@ void Ledger::record_appended_locked(const DecodedEntry& entry, const Hash& leaf,
     const EntryHeader& h = entry.header;
     COFFER_CHECK(h.seqno == tree_.size() + 1, "ledger leaves stay in seqno order");
     tree_.append(leaf);
+    max_secret_version_used_ = std::max(max_secret_version_used_, h.secret_version);
     if (view_starts_.empty() || view_starts_.back().second != h.view) {
         COFFER_CHECK(view_starts_.empty() || view_starts_.back().second < h.view,
                      "ledger views never go back");
@@ -312,6 +342,7 @@ void Ledger::record_appended_locked(const DecodedEntry& entry, const Hash& leaf,
 
 void Ledger::truncate_state_locked(uint64_t last_kept) {
     tree_.truncate(last_kept);
+    forget_learned_after_locked(last_kept);
     while (!signatures_.empty() && signatures_.back() > last_kept) {
         signatures_.pop_back();
     }
@@ -331,10 +362,10 @@ Status Ledger::maybe_sign() {
         uint64_t last_signed = signatures_.empty() ? 0 : signatures_.back();
         uint64_t unsigned_entries = tree_.size() - last_signed;
         bool previous_committed = last_signed <= committed_;
-        due = unsigned_entries > 0 &&
-              (unsigned_entries >= options_.signature_interval_entries ||
-               now_ms() - last_signature_ms_ >= options_.signature_interval_ms ||
-               (options_.sign_when_previous_committed && previous_committed));
+        due =
+            unsigned_entries > 0 && (unsigned_entries >= signature_interval_entries_ ||
+                                     now_ms() - last_signature_ms_ >= signature_interval_ms_ ||
+                                     (options_.sign_when_previous_committed && previous_committed));
     }
     return due ? sign_now() : Status::ok_status();
 }
@@ -502,6 +533,7 @@ Status Ledger::commit_to(uint64_t seqno) {
 Status Ledger::append_replicated(ByteSpan entry_bytes) {
     COFFER_ASSIGN_OR_RETURN(DecodedEntry d, parse_entry(entry_bytes));
     kv::WriteSet ws;
+    std::optional<LedgerSecret> learned;
     {
         std::lock_guard lock(mu_);
         COFFER_RETURN_IF_ERROR(check_writable_locked());
@@ -514,11 +546,19 @@ Status Ledger::append_replicated(ByteSpan entry_bytes) {
             return error(Errc::kCorrupt, "replicated entry " + d.tx_id().to_string() +
                                              " goes back to an earlier view");
         }
-        COFFER_ASSIGN_OR_RETURN(ws, decode_write_set(d, secrets_));
+        if (options_.public_only_replay) {
+            COFFER_ASSIGN_OR_RETURN(ws, decode_public_write_set(d));
+        } else {
+            COFFER_ASSIGN_OR_RETURN(ws, decode_write_set(d, secrets_));
+        }
         uint64_t previous_signature = signatures_.empty() ? 0 : signatures_.back();
+        static const std::optional<crypto::Certificate> kNoServiceCert;
+        const auto& issuer = d.header.seqno > options_.service_cert_after_seqno
+                                 ? options_.service_cert
+                                 : kNoServiceCert;
         COFFER_RETURN_IF_ERROR(
-            check_entry_signature(d, ws, tree_, options_.service_cert, previous_signature)
-                .status());
+            check_entry_signature(d, ws, tree_, issuer, previous_signature).status());
+        COFFER_ASSIGN_OR_RETURN(learned, secret_to_learn_locked(ws));
     }
 
     COFFER_RETURN_IF_ERROR(store_.apply(d.tx_id(), ws).status());
@@ -532,6 +572,9 @@ Status Ledger::append_replicated(ByteSpan entry_bytes) {
         return failed_;
     }
     record_appended_locked(d, entry_leaf(d), entry_bytes.size());
+    if (learned.has_value()) {
+        learn_secret_locked(d.header.seqno, std::move(*learned));
+    }
     return Status::ok_status();
 }
 
@@ -638,7 +681,115 @@ TxStatus Ledger::tx_status(kv::TxId id) const {
 
 Status Ledger::add_secret(LedgerSecret secret) {
     std::lock_guard lock(mu_);
-    return secrets_.add(std::move(secret));
+    COFFER_RETURN_IF_ERROR(secrets_.add(std::move(secret)));
+    // The base keeps every version below the new one, so a rollback never leaves a gap.
+    base_secrets_ = secrets_;
+    for (auto& [seqno, learned] : learned_) {
+        OPENSSL_cleanse(learned.key.data(), learned.key.size());
+    }
+    learned_.clear();
+    return Status::ok_status();
+}
+
+Result<std::optional<LedgerSecret>> Ledger::secret_to_learn_locked(const kv::WriteSet& ws) const {
+    if (!options_.secret_from_write_set || options_.public_only_replay) {
+        return std::optional<LedgerSecret>();
+    }
+    Result<std::optional<LedgerSecret>> hooked = options_.secret_from_write_set(ws);
+    if (!hooked.ok() || !hooked->has_value()) {
+        return hooked;
+    }
+    const LedgerSecret& found = **hooked;
+    if (found.key.size() != kLedgerSecretSize) {
+        return error(Errc::kInvalidArgument, "a learned ledger secret must be 32 bytes");
+    }
+    std::string version = std::to_string(found.version);
+    if (const LedgerSecret* held = secrets_.get(found.version); held != nullptr) {
+        if (CRYPTO_memcmp(held->key.data(), found.key.data(), kLedgerSecretSize) == 0) {
+            return std::optional<LedgerSecret>();
+        }
+        return error(Errc::kCorrupt, "ledger secret version " + version +
+                                         " arrives with another key than the one this ledger "
+                                         "holds");
+    }
+    const LedgerSecret* newest = secrets_.current();
+    if (newest != nullptr && found.version < newest->version) {
+        return error(Errc::kCorrupt, "ledger secret version " + version +
+                                         " is below the newest held, " +
+                                         std::to_string(newest->version));
+    }
+    if (secrets_.size() >= kMaxLedgerSecrets) {
+        return error(Errc::kResourceExhausted, "the ledger holds the most secret versions");
+    }
+    return hooked;
+}
+
+void Ledger::learn_secret_locked(uint64_t seqno, LedgerSecret secret) {
+    COFFER_CHECK(learned_.empty() || learned_.back().first < seqno,
+                 "secrets are learned in seqno order");
+    uint32_t version = secret.version;
+    Status added = secrets_.add(secret);
+    COFFER_CHECK(added.ok(),
+                 "a secret checked by secret_to_learn_locked must add: " + added.to_string());
+    learned_.emplace_back(seqno, std::move(secret));
+    spdlog::info("ledger.secret_learned seqno={} version={}", seqno, version);
+}
+
+void Ledger::forget_learned_after_locked(uint64_t last_kept) {
+    if (learned_.empty() || learned_.back().first <= last_kept) {
+        return;
+    }
+    while (!learned_.empty() && learned_.back().first > last_kept) {
+        spdlog::warn("ledger.secret_forgotten seqno={} version={} reason=rollback",
+                     learned_.back().first, learned_.back().second.version);
+        Bytes& key = learned_.back().second.key;
+        OPENSSL_cleanse(key.data(), key.size());
+        learned_.pop_back();
+    }
+
+    LedgerSecrets rebuilt = base_secrets_;
+    for (const auto& [seqno, secret] : learned_) {
+        Status added = rebuilt.add(secret);
+        COFFER_CHECK(added.ok(), "learned secrets stay above the base ones");
+    }
+    secrets_ = std::move(rebuilt);
+}
+
+std::vector<LedgerSecret> Ledger::learned_secrets(bool committed_only) const {
+    std::lock_guard lock(mu_);
+    std::vector<LedgerSecret> out;
+    for (const auto& [seqno, secret] : learned_) {
+        if (!committed_only || seqno <= committed_) {
+            out.push_back(secret);
+        }
+    }
+    return out;
+}
+
+uint32_t Ledger::newest_learned_version(bool committed_only) const {
+    std::lock_guard lock(mu_);
+    for (auto it = learned_.rbegin(); it != learned_.rend(); ++it) {
+        if (!committed_only || it->first <= committed_) {
+            return it->second.version;
+        }
+    }
+    return 0;
+}
+
+Status Ledger::set_signature_interval(uint64_t entries, uint32_t interval_ms) {
+    if (entries == 0 || interval_ms == 0) {
+        return error(Errc::kInvalidArgument,
+                     "the signature interval needs at least 1 entry and 1 ms");
+    }
+    std::lock_guard lock(mu_);
+    signature_interval_entries_ = entries;
+    signature_interval_ms_ = interval_ms;
+    return Status::ok_status();
+}
+
+uint32_t Ledger::max_secret_version_used() const {
+    std::lock_guard lock(mu_);
+    return max_secret_version_used_;
 }
 
 uint64_t Ledger::last_seqno() const {

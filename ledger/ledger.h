@@ -60,6 +60,9 @@ struct LedgerOptions {
     // When set, open() and append_replicated() also check that every signature entry's node
     // certificate was issued by this service certificate.
     std::optional<crypto::Certificate> service_cert;
+    // Signature entries up to this seqno are not checked against service_cert: they belong to
+    // the service this one was recovered from (docs/recovery.md, "Identities").
+    uint64_t service_cert_after_seqno = 0;
     // Single-node mode: flush() moves the commit point to the last durable signature entry.
     // Under consensus set it to false and call commit_to().
     bool commit_at_durable_signature = true;
@@ -82,6 +85,22 @@ struct LedgerOptions {
     // as soon as the previous signature committed (commit latency is then about one round
     // trip, not the interval), while a busy one signs at most once per commit round.
     bool sign_when_previous_committed = false;
+    // Disaster recovery's first phase (docs/recovery.md, "Recovering"): open() verifies every
+    // entry (chain, Merkle tree, signatures) but applies only the public part of each, because
+    // the ledger secrets are not known yet; `secrets` may then be empty (add one with
+    // add_secret() before committing anything). The private maps of the store stay empty, so
+    // the caller must not serve private data from it; a later open() with the recovered
+    // secrets replays the same files in full.
+    bool public_only_replay = false;
+    // Learns rekeyed ledger secrets in ledger order (docs/ledger.md, "Rekey"). Called with the
+    // write set of every entry this ledger takes (on_commit before the entry is encoded,
+    // append_replicated and replay after it was decrypted; not under public_only_replay, whose
+    // private parts are unknown). A secret it returns becomes the newest once the entry is in
+    // the ledger: the entry that carries it stays under the previous secret, the entries after
+    // it use the new one. A version the ledger already holds with the same key changes
+    // nothing. Runs under the ledger's lock, so it must not call into this Ledger or the
+    // store. An error refuses the entry: nothing is encoded, applied or appended.
+    std::function<Result<std::optional<LedgerSecret>>(const kv::WriteSet&)> secret_from_write_set;
     // Monotonic milliseconds (signature timer and chunk flush timer); empty: steady_clock.
     std::function<uint64_t()> now_ms;
 };
@@ -164,9 +183,27 @@ class Ledger final : public kv::CommitHook {
     // longer produce it (committed, or a later view took over); Unknown otherwise.
     TxStatus tx_status(kv::TxId id) const;
 
-    // Adds a rekeyed ledger secret; new entries use the newest version. Errors as
-    // LedgerSecrets::add.
+    // Adds a rekeyed ledger secret; new entries use the newest version. A secret added here is
+    // kept by rollback(), and so are those learned before it. Errors as LedgerSecrets::add.
     Status add_secret(LedgerSecret secret);
+
+    // The secrets learned through options.secret_from_write_set that the ledger still holds,
+    // oldest first; with committed_only, only those whose entry is at or below committed().
+    // rollback() forgets the secrets of the entries it discards. Key material: the caller
+    // wipes the copies.
+    std::vector<LedgerSecret> learned_secrets(bool committed_only) const;
+    // The newest learned version (0 when none); with committed_only, among those whose entry
+    // is committed. Cheap: callers poll it to notice a rekey.
+    uint32_t newest_learned_version(bool committed_only) const;
+
+    // Replaces the signature interval of options (a signature entry is due after `entries`
+    // entries or `interval_ms` ms). Takes effect at the next maybe_sign. Errors:
+    // kInvalidArgument for 0 in either.
+    Status set_signature_interval(uint64_t entries, uint32_t interval_ms);
+
+    // The highest ledger secret version named by any entry of this ledger (0 when none):
+    // a secret made for new entries after a public-only replay must be above it.
+    uint32_t max_secret_version_used() const;
 
     uint64_t last_seqno() const;
     uint64_t durable_seqno() const;
@@ -198,6 +235,14 @@ class Ledger final : public kv::CommitHook {
     Status advance_commit(uint64_t seqno);
     uint64_t view_of_locked(uint64_t seqno) const;
     uint64_t now_ms() const;
+    // The secret options.secret_from_write_set finds in `ws` that the ledger does not hold
+    // yet, checked so that learn_secret_locked cannot fail. Errors: the hook's; kCorrupt for
+    // a version held with another key or not above every held one; kInvalidArgument for a
+    // key of the wrong size; kResourceExhausted past kMaxLedgerSecrets.
+    Result<std::optional<LedgerSecret>> secret_to_learn_locked(const kv::WriteSet& ws) const;
+    void learn_secret_locked(uint64_t seqno, LedgerSecret secret);
+    // Forgets the secrets learned from entries after `last_kept`.
+    void forget_learned_after_locked(uint64_t last_kept);
 
     FileSystem& fs_;
     const LedgerOptions options_;
@@ -207,11 +252,19 @@ class Ledger final : public kv::CommitHook {
     mutable std::mutex flush_mu_;  // one flush or commit_to at a time; taken before mu_
     mutable std::mutex mu_;        // guards everything below
     LedgerSecrets secrets_;
+    // The secrets given to open() and add_secret(); secrets_ is these plus learned_.
+    LedgerSecrets base_secrets_;
+    // (seqno of the entry that carried it, secret), in seqno and version order; every version
+    // is above every one of base_secrets_.
+    std::vector<std::pair<uint64_t, LedgerSecret>> learned_;
+    uint64_t signature_interval_entries_ = 0;
+    uint32_t signature_interval_ms_ = 0;
     std::unique_ptr<ChunkStore> chunks_;
     MerkleTree tree_;
     EntryEncoder encoder_;
     std::vector<std::pair<uint64_t, uint64_t>> view_starts_;  // (first seqno, view)
     std::vector<uint64_t> signatures_;                        // signature entry seqnos
+    uint32_t max_secret_version_used_ = 0;
     uint64_t committed_ = 0;
     uint64_t last_signature_ms_ = 0;
     uint64_t persisted_view_ = 0;  // the view recorded in kViewFileName

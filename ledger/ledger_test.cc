@@ -209,6 +209,55 @@ TEST_F(LedgerReopenTest, ReopenGivesIdenticalStateRootAndAHigherView) {
     EXPECT_EQ(summary->unsigned_tail, 0u);
 }
 
+// Disaster recovery's first phase: the public part of every entry is replayed without any
+// secret, private maps stay empty, new public entries are written under a secret made above
+// every version used, and a full reopen with the old and the new secret reads everything.
+TEST_F(LedgerReopenTest, PublicOnlyReplayKeepsPrivateMapsEmptyUntilReopenedWithSecrets) {
+    {
+        kv::Store store;
+        auto ledger = open(store);
+        ASSERT_TRUE(put_and_commit(store, "public:records", "p", "public value").ok());
+        ASSERT_TRUE(put_and_commit(store, "records", "s", "private value").ok());
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+    }
+    LedgerOptions options = test_options("l");
+    options.public_only_replay = true;
+    LedgerSecret fresh = make_random_ledger_secret(0);
+    {
+        kv::Store store;
+        auto ledger = Ledger::open(fs_, options, store, LedgerSecrets{});
+        ASSERT_TRUE(ledger.ok()) << ledger.status().to_string();
+        kv::Transaction tx = store.begin();
+        ASSERT_TRUE(tx.get("public:records", as_bytes("p")).has_value());
+        EXPECT_FALSE(tx.get("records", as_bytes("s")).has_value());
+        EXPECT_EQ((*ledger)->max_secret_version_used(), 1u);
+        // Nothing can be written before a secret is added.
+        EXPECT_FALSE(put_and_commit(store, "public:records", "q", "x").ok());
+        fresh.version = (*ledger)->max_secret_version_used() + 1;
+        ASSERT_TRUE((*ledger)->add_secret(fresh).ok());
+        ASSERT_TRUE(put_and_commit(store, "public:records", "q", "after recovery").ok());
+        ASSERT_TRUE((*ledger)->sign_now().ok());
+        ASSERT_TRUE((*ledger)->flush().ok());
+    }
+    LedgerSecrets all = secrets_;
+    ASSERT_TRUE(all.add(fresh).ok());
+    kv::Store store;
+    auto ledger = Ledger::open(fs_, test_options("l"), store, all);
+    ASSERT_TRUE(ledger.ok()) << ledger.status().to_string();
+    kv::Transaction tx = store.begin();
+    EXPECT_EQ(to_string(*tx.get("records", as_bytes("s"))), "private value");
+    EXPECT_EQ(to_string(*tx.get("public:records", as_bytes("q"))), "after recovery");
+    // Without the recovered secrets the full replay names what is missing.
+    kv::Store other;
+    LedgerSecrets only_fresh;
+    ASSERT_TRUE(only_fresh.add(fresh).ok());
+    auto missing = Ledger::open(fs_, test_options("l"), other, only_fresh);
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.status().message().find("needs ledger secret version 1"), std::string::npos)
+        << missing.status().to_string();
+}
+
 TEST_F(LedgerReopenTest, ViewNeverRepeatsAcrossCrashesWithoutDurableWrites) {
     uint64_t last_view = 0;
     for (int round = 0; round < 3; ++round) {
@@ -722,6 +771,202 @@ TEST_F(LedgerReopenTest, FullDiskDropsTheUnflushedTailAndWritingGoesOn) {
     ASSERT_TRUE(ledger->sign_now().ok());
     ASSERT_TRUE(ledger->flush().ok());
     EXPECT_TRUE(verify_ledger_directory(fs_, "l", identities().service_cert).ok());
+}
+
+// ---- rekey: secrets learned from write sets ----------------------------------------------
+
+// The tests' stand-in for the node's hook: a write to kRekeyMap carries a secret in clear
+// (version as the key, the 32 key bytes as the value); kFailMap makes the hook fail.
+constexpr std::string_view kRekeyMap = "public:test.rekey";
+constexpr std::string_view kFailMap = "public:test.rekey_fails";
+
+Result<std::optional<LedgerSecret>> secret_in_clear(const kv::WriteSet& ws) {
+    if (ws.maps.count(std::string(kFailMap)) != 0) {
+        return error(Errc::kCrypto, "update names this node but does not open");
+    }
+    auto it = ws.maps.find(std::string(kRekeyMap));
+    if (it == ws.maps.end() || it->second.empty() || !it->second.begin()->second.has_value()) {
+        return std::optional<LedgerSecret>();
+    }
+    uint32_t version = static_cast<uint32_t>(std::stoul(to_string(it->second.begin()->first)));
+    return std::optional<LedgerSecret>(LedgerSecret{version, *it->second.begin()->second});
+}
+
+Status commit_rekey(kv::Store& store, const LedgerSecret& secret) {
+    return put_and_commit(store, kRekeyMap, std::to_string(secret.version), secret.key);
+}
+
+uint32_t secret_version_of(const Ledger& ledger, uint64_t seqno) {
+    Bytes bytes = ledger.entry_bytes(seqno).value();
+    return parse_entry(bytes).value().header.secret_version;
+}
+
+class LedgerRekeyTest : public LedgerReopenTest {
+  protected:
+    std::unique_ptr<Ledger> open_learning(kv::Store& store, const std::string& dir) {
+        LedgerOptions options = test_options(dir);
+        options.secret_from_write_set = secret_in_clear;
+        auto ledger = Ledger::open(fs_, options, store, secrets_);
+        EXPECT_TRUE(ledger.ok()) << ledger.status().to_string();
+        return ledger.ok() ? std::move(ledger).value() : nullptr;
+    }
+
+    LedgerSecret v2_ = make_random_ledger_secret(2);
+};
+
+TEST_F(LedgerRekeyTest, LeaderEncryptsTheUpdateUnderTheOldSecretAndLaterEntriesUnderTheNew) {
+    kv::Store store;
+    auto ledger = open_learning(store, "l");
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(put_and_commit(store, "private", "before", "1").ok());
+    ASSERT_TRUE(commit_rekey(store, v2_).ok());
+    uint64_t update = ledger->last_seqno();
+    ASSERT_TRUE(put_and_commit(store, "private", "after", "2").ok());
+
+    EXPECT_EQ(secret_version_of(*ledger, update - 1), 1u);
+    EXPECT_EQ(secret_version_of(*ledger, update), 1u);
+    EXPECT_EQ(secret_version_of(*ledger, update + 1), 2u);
+    EXPECT_EQ(ledger->newest_learned_version(false), 2u);
+    EXPECT_EQ(ledger->newest_learned_version(true), 0u);  // not committed yet
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    EXPECT_EQ(ledger->newest_learned_version(true), 2u);
+    auto learned = ledger->learned_secrets(true);
+    ASSERT_EQ(learned.size(), 1u);
+    EXPECT_EQ(learned[0].key, v2_.key);
+}
+
+TEST_F(LedgerRekeyTest, FollowerLearnsTheSecretInLedgerOrderAndReadsEverything) {
+    kv::Store leader_store;
+    auto leader = open_learning(leader_store, "leader");
+    kv::Store follower_store;
+    auto follower = open_learning(follower_store, "follower");
+    ASSERT_TRUE(leader && follower);
+    write_entries(leader_store, *leader, 5, "a");
+    ASSERT_TRUE(commit_rekey(leader_store, v2_).ok());
+    write_entries(leader_store, *leader, 5, "b");
+    ASSERT_TRUE(leader->sign_now().ok());
+
+    for (uint64_t s = 1; s <= leader->last_seqno(); ++s) {
+        Status st = follower->append_replicated(leader->entry_bytes(s).value());
+        ASSERT_TRUE(st.ok()) << "seqno " << s << ": " << st.to_string();
+    }
+    EXPECT_EQ(testing::dump_store(follower_store), testing::dump_store(leader_store));
+    EXPECT_EQ(follower->newest_learned_version(false), 2u);
+
+    // A follower without the hook holds only version 1 and cannot read past the update.
+    kv::Store plain_store;
+    auto plain = open(plain_store, "plain");
+    ASSERT_NE(plain, nullptr);
+    Status refused;
+    for (uint64_t s = 1; s <= leader->last_seqno() && refused.ok(); ++s) {
+        refused = plain->append_replicated(leader->entry_bytes(s).value());
+    }
+    EXPECT_EQ(refused.code(), Errc::kNotFound) << refused.to_string();
+}
+
+TEST_F(LedgerRekeyTest, ReplayAfterReopenLearnsTheSecretAgain) {
+    std::map<std::string, std::map<Bytes, Bytes>> before;
+    {
+        kv::Store store;
+        auto ledger = open_learning(store, "l");
+        ASSERT_NE(ledger, nullptr);
+        write_entries(store, *ledger, 3, "a");
+        ASSERT_TRUE(commit_rekey(store, v2_).ok());
+        write_entries(store, *ledger, 3, "b");
+        ASSERT_TRUE(ledger->sign_now().ok());
+        ASSERT_TRUE(ledger->flush().ok());
+        before = testing::dump_store(store);
+    }
+    kv::Store store;
+    auto ledger = open_learning(store, "l");
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(testing::dump_store(store), before);
+    EXPECT_EQ(ledger->newest_learned_version(true), 2u);
+    ASSERT_TRUE(put_and_commit(store, "private", "reopened", "3").ok());
+    EXPECT_EQ(secret_version_of(*ledger, ledger->last_seqno()), 2u);
+
+    // Without the hook the entries under version 2 do not open.
+    kv::Store other;
+    auto blind = Ledger::open(fs_, test_options("l"), other, secrets_);
+    ASSERT_FALSE(blind.ok());
+    EXPECT_EQ(blind.status().code(), Errc::kNotFound) << blind.status().to_string();
+}
+
+TEST_F(LedgerRekeyTest, HookErrorRefusesTheEntryOnLeaderAndFollower) {
+    kv::Store leader_store;
+    LedgerOptions lenient = test_options("leader");
+    auto leader = Ledger::open(fs_, lenient, leader_store, secrets_).value();
+    kv::Store follower_store;
+    auto follower = open_learning(follower_store, "follower");
+    ASSERT_NE(follower, nullptr);
+    ASSERT_TRUE(put_and_commit(leader_store, kFailMap, "k", "v").ok());
+    Status refused = follower->append_replicated(leader->entry_bytes(1).value());
+    EXPECT_EQ(refused.code(), Errc::kCrypto);
+    EXPECT_EQ(follower->last_seqno(), 0u);
+    EXPECT_TRUE(testing::dump_store(follower_store).empty());
+
+    kv::Store store;
+    auto learning = open_learning(store, "learning");
+    ASSERT_NE(learning, nullptr);
+    EXPECT_EQ(put_and_commit(store, kFailMap, "k", "v").code(), Errc::kCrypto);
+    EXPECT_EQ(learning->last_seqno(), 0u);
+    EXPECT_EQ(store.current().seqno, 0u);
+    ASSERT_TRUE(put_and_commit(store, "private", "still", "writable").ok());
+}
+
+TEST_F(LedgerRekeyTest, HeldVersionWithAnotherKeyOrAnOlderVersionIsRefused) {
+    kv::Store store;
+    auto ledger = open_learning(store, "l");
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(commit_rekey(store, v2_).ok());
+    // The same secret again changes nothing.
+    ASSERT_TRUE(commit_rekey(store, v2_).ok());
+    EXPECT_EQ(ledger->learned_secrets(false).size(), 1u);
+    EXPECT_EQ(commit_rekey(store, make_random_ledger_secret(2)).code(), Errc::kCorrupt);
+    EXPECT_EQ(commit_rekey(store, make_random_ledger_secret(1)).code(), Errc::kCorrupt);
+    EXPECT_EQ(ledger->newest_learned_version(false), 2u);
+}
+
+TEST_F(LedgerRekeyTest, RollbackForgetsTheSecretOfADiscardedEntry) {
+    kv::Store store;
+    auto ledger = open_learning(store, "l");
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(put_and_commit(store, "private", "a", "1").ok());
+    ASSERT_TRUE(ledger->sign_now().ok());
+    ASSERT_TRUE(ledger->flush().ok());
+    uint64_t kept = ledger->committed();
+    ASSERT_TRUE(commit_rekey(store, v2_).ok());
+    EXPECT_EQ(ledger->newest_learned_version(false), 2u);
+
+    ASSERT_TRUE(ledger->rollback(kept).ok());
+    EXPECT_EQ(ledger->newest_learned_version(false), 0u);
+    EXPECT_TRUE(ledger->learned_secrets(false).empty());
+    ASSERT_TRUE(put_and_commit(store, "private", "b", "2").ok());
+    EXPECT_EQ(secret_version_of(*ledger, ledger->last_seqno()), 1u);
+    // A later rekey may use the same version number with a fresh key.
+    LedgerSecret again = make_random_ledger_secret(2);
+    ASSERT_TRUE(commit_rekey(store, again).ok());
+    ASSERT_TRUE(put_and_commit(store, "private", "c", "3").ok());
+    EXPECT_EQ(secret_version_of(*ledger, ledger->last_seqno()), 2u);
+    EXPECT_EQ(ledger->learned_secrets(false).at(0).key, again.key);
+}
+
+TEST_F(LedgerReopenTest, SetSignatureIntervalChangesWhenMaybeSignSigns) {
+    kv::Store store;
+    auto ledger = open(store);
+    ASSERT_NE(ledger, nullptr);
+    EXPECT_EQ(ledger->set_signature_interval(0, 10).code(), Errc::kInvalidArgument);
+    EXPECT_EQ(ledger->set_signature_interval(10, 0).code(), Errc::kInvalidArgument);
+    ASSERT_TRUE(ledger->set_signature_interval(3, 1000000).ok());
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_TRUE(put_and_commit(store, "private", "k" + std::to_string(i), "v").ok());
+        ASSERT_TRUE(ledger->maybe_sign().ok());
+    }
+    EXPECT_EQ(ledger->last_seqno(), 2u);  // 2 entries: not due yet
+    ASSERT_TRUE(put_and_commit(store, "private", "k2", "v").ok());
+    ASSERT_TRUE(ledger->maybe_sign().ok());
+    EXPECT_EQ(ledger->last_seqno(), 4u);  // the third entry made a signature due
 }
 
 }  // namespace

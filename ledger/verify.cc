@@ -87,8 +87,10 @@ Result<VerifiedEntry> EntryChainVerifier::add(ByteSpan entry_bytes, bool frame_i
     }
     COFFER_ASSIGN_OR_RETURN(v.public_write_set, decode_public_write_set(v.entry));
     uint64_t previous_signature = signatures_.empty() ? 0 : signatures_.back();
+    static const std::optional<crypto::Certificate> kNoServiceCert;
+    const auto& issuer = h.seqno > service_cert_after_seqno_ ? service_cert_ : kNoServiceCert;
     COFFER_ASSIGN_OR_RETURN(v.signature, check_entry_signature(v.entry, v.public_write_set, tree_,
-                                                               service_cert_, previous_signature));
+                                                               issuer, previous_signature));
 
     v.leaf = entry_leaf(v.entry);
     tree_.append(v.leaf);
@@ -121,10 +123,11 @@ Result<std::unique_ptr<ChunkStore>> open_for_verify(FileSystem& fs, const std::s
 
 Status for_each_ledger_entry(FileSystem& fs, const std::string& dir, uint64_t from_seqno,
                              const std::optional<crypto::Certificate>& service_cert,
-                             const std::function<Status(const LedgerEntryInfo&)>& fn) {
+                             const std::function<Status(const LedgerEntryInfo&)>& fn,
+                             uint64_t service_cert_after_seqno) {
     OpenReport report;
     COFFER_ASSIGN_OR_RETURN(auto chunks, open_for_verify(fs, dir, &report));
-    EntryChainVerifier verifier(service_cert);
+    EntryChainVerifier verifier(service_cert, service_cert_after_seqno);
     return chunks->for_each(1, [&](uint64_t seqno, ByteSpan bytes, bool is_signature) -> Status {
         auto v = verifier.add(bytes, is_signature);
         if (!v.ok()) {
@@ -149,11 +152,11 @@ Status for_each_ledger_entry(FileSystem& fs, const std::string& dir, uint64_t fr
 }
 
 Result<VerifySummary> verify_ledger_directory(
-    FileSystem& fs, const std::string& dir,
-    const std::optional<crypto::Certificate>& service_cert) {
+    FileSystem& fs, const std::string& dir, const std::optional<crypto::Certificate>& service_cert,
+    uint64_t service_cert_after_seqno) {
     OpenReport report;
     COFFER_ASSIGN_OR_RETURN(auto chunks, open_for_verify(fs, dir, &report));
-    EntryChainVerifier verifier(service_cert);
+    EntryChainVerifier verifier(service_cert, service_cert_after_seqno);
     COFFER_RETURN_IF_ERROR(
         chunks->for_each(1, [&](uint64_t seqno, ByteSpan bytes, bool is_signature) -> Status {
             auto v = verifier.add(bytes, is_signature);

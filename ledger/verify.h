@@ -60,8 +60,14 @@ struct VerifiedEntry {
 class EntryChainVerifier {
   public:
     // Entries must start at seqno 1 (the tree covers every entry since the start).
-    explicit EntryChainVerifier(std::optional<crypto::Certificate> service_cert)
-        : service_cert_(std::move(service_cert)) {}
+    // `service_cert`, when given, must have issued the certificate of every signature entry
+    // after seqno `service_cert_after_seqno`: a recovered service's ledger begins with the
+    // entries of the service it recovered, signed by that earlier identity's nodes
+    // (docs/recovery.md), which are checked against the certificates they carry.
+    explicit EntryChainVerifier(std::optional<crypto::Certificate> service_cert,
+                                uint64_t service_cert_after_seqno = 0)
+        : service_cert_(std::move(service_cert)),
+          service_cert_after_seqno_(service_cert_after_seqno) {}
 
     // Checks the next entry (see the top of this file) and appends its leaf.
     // `frame_is_signature` is the chunk frame's own flag.
@@ -81,6 +87,7 @@ class EntryChainVerifier {
 
   private:
     std::optional<crypto::Certificate> service_cert_;
+    uint64_t service_cert_after_seqno_ = 0;
     MerkleTree tree_;
     uint64_t last_view_ = 0;
     std::vector<uint64_t> signatures_;
@@ -104,8 +111,10 @@ struct VerifySummary {
 // Verifies every entry of the ledger in `dir` (read-only; no secrets needed).
 // Errors: kNotFound (no directory); kUnsupported (a ledger that does not start at seqno 1);
 // otherwise the first failure, with its code, as "entry <seqno> (<file> at offset <n>): ...".
+// `service_cert_after_seqno`: as for EntryChainVerifier (a recovered service's ledger).
 Result<VerifySummary> verify_ledger_directory(
-    FileSystem& fs, const std::string& dir, const std::optional<crypto::Certificate>& service_cert);
+    FileSystem& fs, const std::string& dir, const std::optional<crypto::Certificate>& service_cert,
+    uint64_t service_cert_after_seqno = 0);
 
 // One entry for `coffer ledger show`.
 struct LedgerEntryInfo {
@@ -123,6 +132,7 @@ struct LedgerEntryInfo {
 // error and returns it. Errors: as verify_ledger_directory.
 Status for_each_ledger_entry(FileSystem& fs, const std::string& dir, uint64_t from_seqno,
                              const std::optional<crypto::Certificate>& service_cert,
-                             const std::function<Status(const LedgerEntryInfo&)>& fn);
+                             const std::function<Status(const LedgerEntryInfo&)>& fn,
+                             uint64_t service_cert_after_seqno = 0);
 
 }  // namespace coffer::ledger

@@ -27,6 +27,11 @@ constexpr std::string_view kUsersMap = "public:coffer.gov.users";
 // key: node id -> {"cert": PEM, "status": "trusted", "attestation": evidence JSON,
 //                  "client_address": "ip:port", "node_address": "ip:port"}
 constexpr std::string_view kNodesMap = "public:coffer.gov.nodes";
+// key: fingerprint (hex) of a user that governance removed -> {"cert": PEM, "removed_by":
+// proposal id}. Written by the default constitution's remove_user action, so that the removed
+// certificate is told why it is refused (403) instead of looking unknown (401). Readers of
+// the users map need not look here: a removed user is no longer in the users map.
+constexpr std::string_view kRemovedUsersMap = "public:coffer.gov.removed_users";
 // key: kConfigurationKey -> {"voters": [node id, ...]}: the Raft configuration. A ledger
 // entry that writes it is a configuration entry (node/raft_storage.h).
 constexpr std::string_view kConfigurationMap = "public:coffer.consensus.configuration";
@@ -34,8 +39,19 @@ constexpr std::string_view kConfigurationKey = "voters";
 // key: measurement (lower-case hex) -> {"source": "genesis" | "config"}: the measurements a
 // joining node may present (docs/replication.md, "Joining").
 constexpr std::string_view kTrustedMeasurementsMap = "public:coffer.gov.trusted_measurements";
+// key: member fingerprint -> {"created_at": unix seconds of the signed request}: who submitted
+// a recovery share during the last recovery (never the share itself).
+constexpr std::string_view kRecoverySubmissionsMap = "public:coffer.gov.recovery_submissions";
 
+// Service states (docs/governance.md, "Service states"): a new service starts "opening" and
+// members open it by proposal; a service recovered from the ledger files of a lost network is
+// "recovering" until members accept the recovered public state by the same proposal, then
+// "waiting_for_recovery_shares" until k members submitted their shares, then "open". Users
+// reach the applications only while the service is "open".
+constexpr std::string_view kServiceStatusOpening = "opening";
 constexpr std::string_view kServiceStatusOpen = "open";
+constexpr std::string_view kServiceStatusRecovering = "recovering";
+constexpr std::string_view kServiceStatusWaitingForShares = "waiting_for_recovery_shares";
 constexpr std::string_view kMemberStatusActive = "active";
 // A node that asked to join with good evidence and waits for a trust_node proposal.
 constexpr std::string_view kNodeStatusPending = "pending";

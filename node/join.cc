@@ -8,6 +8,7 @@
 
 #include "attestation/platform.h"
 #include "common/log.h"
+#include "crypto/x25519.h"
 #include "net/client.h"
 #include "node/files.h"
 #include "node/governance_maps.h"
@@ -120,7 +121,18 @@ Result<Node::JoinClaims> Node::check_join_request(const std::string& client_cert
         return error(Errc::kPermissionDenied,
                      "measurement " + measurement + " is not trusted by this network");
     }
-    return JoinClaims{node_id_of(key), key, *node_address, *client_address, measurement};
+    // Checked after the proof, so that a request without one is refused as such. Rekeys
+    // seal new ledger secrets to this key (docs/ledger.md, "Rekey").
+    auto encryption_key =
+        crypto::x25519_public_from_pem(string_field(request, "encryption_public_key"));
+    if (!encryption_key.ok()) {
+        return error(Errc::kInvalidArgument,
+                     "encryption_public_key must be an X25519 public key (PEM)");
+    }
+    COFFER_ASSIGN_OR_RETURN(std::string encryption_pem,
+                            crypto::x25519_public_to_pem(*encryption_key));
+    return JoinClaims{node_id_of(key), key,         *node_address,
+                      *client_address, measurement, std::move(encryption_pem)};
 }
 
 Result<json> Node::admit_node(const std::string& client_cert_der, const json& request) {
@@ -150,6 +162,7 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
 Result<json> Node::record_pending_node(const JoinClaims& joining, const json& request) {
     const std::string& joiner = joining.node_id;
     json record = {{"status", std::string(kNodeStatusPending)},
+                   {"encryption_public_key", joining.encryption_public_key_pem},
                    {"attestation", request["attestation"]},
                    {"measurement", joining.measurement},
                    {"client_address", joining.client_address.to_string()},
@@ -178,6 +191,12 @@ Result<json> Node::record_pending_node(const JoinClaims& joining, const json& re
 Result<json> Node::answer_trusted_joiner(const JoinClaims& joining, const json& request,
                                          json record) {
     const std::string& joiner = joining.node_id;
+    // The joiner learns later rekeys from the ledger, but a rekey that may still be rolled
+    // back must not reach it: it would keep a secret no other node has.
+    if (ledger_->newest_learned_version(false) != ledger_->newest_learned_version(true)) {
+        return error(Errc::kFailedPrecondition, "a ledger rekey is not committed yet; ask again");
+    }
+    std::vector<ledger::LedgerSecret> secrets = ledger_secrets();
     int64_t now = unix_now();
     COFFER_ASSIGN_OR_RETURN(
         crypto::Certificate node_cert,
@@ -185,6 +204,7 @@ Result<json> Node::answer_trusted_joiner(const JoinClaims& joining, const json& 
                                {joining.client_address.host, joining.node_address.host}, now,
                                config_.certificates.node_validity_s));
     record["cert"] = node_cert.to_pem();
+    record["encryption_public_key"] = joining.encryption_public_key_pem;
     record["attestation"] = request["attestation"];
     record["client_address"] = joining.client_address.to_string();
     record["node_address"] = joining.node_address.to_string();
@@ -227,47 +247,10 @@ Result<json> Node::answer_trusted_joiner(const JoinClaims& joining, const json& 
                 {"node_certificate", node_cert.to_pem()},
                 {"service_certificate", secrets_.service.cert.to_pem()},
                 {"service_key", secrets_.service.key.to_pem()},
-                {"ledger_secrets", ledger_secrets_json(secrets_.ledger_secrets)},
+                {"ledger_secrets", ledger_secrets_json(secrets)},
                 {"peers", std::move(peers)},
+                {"recovery_base", recovery_base_},
                 {"transaction_id", committed->id.to_string()}};
-}
-
-Result<std::string> Node::retire_node(const std::string& node_id_to_retire) {
-    if (!is_leader()) {
-        return error(Errc::kFailedPrecondition, "not leader");
-    }
-    consensus::Configuration current = replication_status().configuration;
-    if (!current.contains(node_id_to_retire)) {
-        return error(Errc::kNotFound, "node " + node_id_to_retire + " is not a voter");
-    }
-    if (current.voters.size() == 1) {
-        return error(Errc::kInvalidArgument, "the last voter of a network cannot retire");
-    }
-    std::vector<consensus::NodeId> voters;
-    for (const consensus::NodeId& id : current.voters) {
-        if (id != node_id_to_retire) {
-            voters.push_back(id);
-        }
-    }
-    COFFER_ASSIGN_OR_RETURN(consensus::Configuration next,
-                            consensus::make_configuration(std::move(voters)));
-    auto committed = commit([&](kv::Transaction& tx) -> Status {
-        COFFER_ASSIGN_OR_RETURN(auto record,
-                                read_governance_value(tx, kNodesMap, node_id_to_retire));
-        if (!record.has_value()) {
-            return error(Errc::kNotFound, "node " + node_id_to_retire + " has no record");
-        }
-        (*record)["status"] = std::string(kNodeStatusRetired);
-        COFFER_RETURN_IF_ERROR(write_governance_value(tx, kNodesMap, node_id_to_retire, *record));
-        return tx.put(kConfigurationMap, as_bytes(kConfigurationKey),
-                      as_bytes(configuration_value(next)));
-    });
-    if (!committed.ok()) {
-        return committed.status();
-    }
-    spdlog::info("node.retire_proposed node_id={} tx={} voters_left={}", node_id_to_retire,
-                 committed->id.to_string(), next.voters.size());
-    return committed->id.to_string();
 }
 
 Status Node::join_network() {
@@ -286,8 +269,11 @@ Status Node::join_network() {
     COFFER_RETURN_IF_ERROR(make_attestation());
     COFFER_RETURN_IF_ERROR(choose_ports());
 
+    COFFER_ASSIGN_OR_RETURN(std::string encryption_pem,
+                            crypto::x25519_public_to_pem(secrets_.encryption.public_key));
     json body = {{"node_address", config_.node_address.to_string()},
                  {"client_address", config_.client_address.to_string()},
+                 {"encryption_public_key", encryption_pem},
                  {"attestation", attestation_}};
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kJoinTimeoutMs);
     ListenAddress target = join.target;
@@ -383,10 +369,18 @@ Status Node::install_join_answer(const json& answer, const crypto::Certificate& 
     COFFER_ASSIGN_OR_RETURN(secrets_.ledger_secrets,
                             ledger_secrets_from_json(answer["ledger_secrets"]));
 
+    // A recovered service's ledger begins with the lost network's entries (docs/recovery.md).
+    if (answer.contains("recovery_base")) {
+        if (!answer["recovery_base"].is_number_unsigned()) {
+            return error(Errc::kInvalidArgument, "join answer's recovery_base is not a number");
+        }
+        recovery_base_ = answer["recovery_base"].get<uint64_t>();
+    }
     COFFER_RETURN_IF_ERROR(persist_identity());
     COFFER_RETURN_IF_ERROR(open_ledger());
     // A joiner has no bootstrap configuration: it learns the voters from the leader's log.
     RaftStateFile state;
+    state.recovery_base = recovery_base_;
     COFFER_RETURN_IF_ERROR(write_raft_state(config_.data_dir, state));
     COFFER_RETURN_IF_ERROR(start_replication(state));
     if (answer.contains("peers") && answer["peers"].is_array()) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <limits>
 
 #include <openssl/crypto.h>
 
@@ -16,6 +17,8 @@
 #include "node/files.h"
 #include "node/genesis_governance.h"
 #include "node/governance_maps.h"
+#include "node/node_internal.h"
+#include "node/rekey.h"
 
 namespace coffer::node {
 
@@ -97,6 +100,10 @@ Status load_initial_identities(const NodeConfig& config, json& members, json& us
     return Status();
 }
 
+}  // namespace
+
+namespace internal {
+
 Result<NodeSecrets> make_fresh_secrets(const NodeConfig& config) {
     int64_t now = unix_now();
     COFFER_ASSIGN_OR_RETURN(ServiceIdentity service,
@@ -107,8 +114,13 @@ Result<NodeSecrets> make_fresh_secrets(const NodeConfig& config) {
         make_node_identity(service, ips, now, config.certificates.node_validity_s));
     std::vector<ledger::LedgerSecret> ledger_secrets;
     ledger_secrets.push_back(ledger::make_random_ledger_secret(1));
-    return NodeSecrets{std::move(service), std::move(node), std::move(ledger_secrets)};
+    return NodeSecrets{std::move(service), std::move(node), std::move(ledger_secrets),
+                       crypto::x25519_generate()};
 }
+
+}  // namespace internal
+
+namespace {
 
 std::string sealing_key_path(const NodeConfig& config) {
     return config.sealing_key_file.empty() ? join(config.data_dir, kSealingKeyFileName)
@@ -127,9 +139,11 @@ Result<NodeSecrets> recover_secrets(const NodeConfig& config) {
     if (!info["local_sealing"].get<bool>() || !path_exists(sealed_path)) {
         return error(Errc::kFailedPrecondition,
                      "this node's secrets were not sealed (local_sealing was false), so it "
-                     "cannot restart on its own: the service must be recovered with the "
-                     "members' recovery shares. Not supported yet: recovery, because "
-                     "governance does not exist yet");
+                     "cannot restart on its own: recover the service from this folder's "
+                     "ledger with `coffer node recover --config FILE --ledger " +
+                         join(config.data_dir, kLedgerDirName) +
+                         "` into a new folder, and the members' recovery shares "
+                         "(docs/recovery.md)");
     }
     COFFER_ASSIGN_OR_RETURN(Bytes key, read_sealing_key(sealing_key_path(config)));
     COFFER_ASSIGN_OR_RETURN(std::string sealed,
@@ -142,7 +156,9 @@ Result<NodeSecrets> recover_secrets(const NodeConfig& config) {
     return secrets;
 }
 
-Status check_fresh_data_dir(const NodeConfig& config) {
+}  // namespace
+
+Status internal::check_fresh_data_dir(const NodeConfig& config) {
     std::string ledger_dir = join(config.data_dir, kLedgerDirName);
     ledger::PosixFileSystem fs;
     auto exists = fs.file_exists(ledger_dir);
@@ -152,12 +168,14 @@ Status check_fresh_data_dir(const NodeConfig& config) {
             return error(Errc::kFailedPrecondition,
                          config.data_dir + " holds a ledger but no " +
                              std::string(kNodeInfoFileName) +
-                             ": an earlier first start was interrupted; remove the folder to "
-                             "start a new service");
+                             ": an earlier first start or recovery was interrupted; remove the "
+                             "folder to start a new service, or recover into a new folder");
         }
     }
     return Status();
 }
+
+namespace {
 
 // A free TCP port on `host`, found by binding port 0. The port is released again before the
 // caller binds it, so another process could take it in between; on loopback that is rare
@@ -229,7 +247,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
     std::unique_ptr<Node> node;
     bool fresh = !path_exists(join(config.data_dir, kNodeInfoFileName));
     if (fresh && config.join.has_value()) {
-        COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
+        COFFER_RETURN_IF_ERROR(internal::check_fresh_data_dir(config));
         // The joiner makes its own node key now; the service identity, its node certificate
         // and the ledger secrets come in the join answer (the service key below is a
         // placeholder that the answer replaces).
@@ -240,20 +258,30 @@ Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
         std::string id = node_id_of(node_key.public_key());
         NodeSecrets secrets{ServiceIdentity{std::move(placeholder), {}},
                             NodeIdentity{std::move(id), std::move(node_key), {}},
-                            {}};
+                            {},
+                            crypto::x25519_generate()};
         node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
         COFFER_RETURN_IF_ERROR(node->join_network());
     } else if (fresh) {
-        COFFER_RETURN_IF_ERROR(check_fresh_data_dir(config));
+        COFFER_RETURN_IF_ERROR(internal::check_fresh_data_dir(config));
         json members;
         json users;
         COFFER_RETURN_IF_ERROR(load_initial_identities(config, members, users));
-        COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, make_fresh_secrets(config));
+        COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, internal::make_fresh_secrets(config));
         node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
         COFFER_RETURN_IF_ERROR(node->first_start(members, users));
     } else {
         COFFER_ASSIGN_OR_RETURN(NodeSecrets secrets, recover_secrets(config));
+        // Sealed before nodes had an encryption key: make one now (its record gets it when
+        // this node next writes the record; until then rekey_ledger refuses).
+        bool new_encryption_key = secrets.encryption.private_key.empty();
+        if (new_encryption_key) {
+            secrets.encryption = crypto::x25519_generate();
+        }
         node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
+        if (new_encryption_key) {
+            COFFER_RETURN_IF_ERROR(node->seal_to_disk());
+        }
         COFFER_RETURN_IF_ERROR(node->restart());
     }
     node->check_certificate_expiry();
@@ -287,14 +315,88 @@ Status Node::open_ledger() {
     options.commit_at_durable_signature = false;
     options.views_from_consensus = true;
     options.sign_when_previous_committed = config_.signatures.when_previous_committed;
+    options.public_only_replay = public_only_;
+    // Entries up to the recovery point were signed by the nodes of the previous service. In
+    // the public replay that point is the end of the files, not known yet.
+    options.service_cert_after_seqno =
+        public_only_ ? std::numeric_limits<uint64_t>::max() : recovery_base_;
     COFFER_RETURN_IF_ERROR(fs_.make_dir(options.dir));
     ledger::LedgerSecrets ledger_secrets;
     for (const ledger::LedgerSecret& s : secrets_.ledger_secrets) {
         COFFER_RETURN_IF_ERROR(ledger_secrets.add(s));
     }
+    // Rekeys: this node's copy of each new secret, in ledger order (node/rekey.h).
+    options.secret_from_write_set =
+        [id = secrets_.node.node_id, key = secrets_.encryption.private_key](
+            const kv::WriteSet& ws) { return ledger_secret_from_write_set(ws, id, key); };
     COFFER_ASSIGN_OR_RETURN(ledger_,
                             ledger::Ledger::open(fs_, std::move(options), store_, ledger_secrets));
+    apply_signature_settings();
     return Status();
+}
+
+std::vector<ledger::LedgerSecret> Node::ledger_secrets() const {
+    std::vector<ledger::LedgerSecret> all = secrets_.ledger_secrets;
+    for (ledger::LedgerSecret& s : ledger_->learned_secrets(false)) {
+        all.push_back(std::move(s));
+    }
+    return all;
+}
+
+void Node::reseal_after_rekey() {
+    uint32_t newest = ledger_->newest_learned_version(true);
+    if (!config_.local_sealing || newest == sealed_learned_version_) {
+        return;
+    }
+    NodeSecrets sealed = secrets_;
+    for (ledger::LedgerSecret& s : ledger_->learned_secrets(true)) {
+        sealed.ledger_secrets.push_back(std::move(s));
+    }
+    std::string key_path = sealing_key_path(config_);
+    auto key = read_sealing_key(key_path);
+    auto text = key.ok() ? seal_secrets(sealed, *key) : Result<std::string>(key.status());
+    if (key.ok()) {
+        OPENSSL_cleanse(key->data(), key->size());
+    }
+    for (ledger::LedgerSecret& s : sealed.ledger_secrets) {
+        OPENSSL_cleanse(s.key.data(), s.key.size());
+    }
+    Status written =
+        text.ok() ? write_file_atomic(path(kSealedSecretsFileName), *text, 0600) : text.status();
+    if (!written.ok()) {
+        // Retried at the next step; until then a restart re-learns the secret from the ledger.
+        spdlog::warn("node.reseal_failed node_id={} error={}", node_id(), written.to_string());
+        return;
+    }
+    sealed_learned_version_ = newest;
+    spdlog::info("node.secrets_resealed node_id={} newest_version={} versions={}", node_id(),
+                 newest, sealed.ledger_secrets.size());
+}
+
+void Node::apply_signature_settings() {
+    kv::Transaction tx = store_.begin();
+    std::optional<kv::Seqno> version =
+        tx.get_version(kGovConfigMap, as_bytes(kSignatureSettingsKey));
+    if (signature_settings_applied_ && version == applied_signature_settings_version_) {
+        return;
+    }
+    signature_settings_applied_ = true;
+    applied_signature_settings_version_ = version;
+    SignatureSettings settings{config_.signatures.interval_entries, config_.signatures.interval_ms};
+    auto governed = read_signature_settings(tx);
+    if (!governed.ok()) {
+        spdlog::warn("node.signature_settings_unreadable error={}", governed.status().to_string());
+    } else if (governed->has_value()) {
+        settings = **governed;
+    }
+    Status set = ledger_->set_signature_interval(settings.interval_entries, settings.interval_ms);
+    if (!set.ok()) {
+        spdlog::warn("node.signature_settings_refused error={}", set.to_string());
+        return;
+    }
+    spdlog::info("node.signature_interval node_id={} entries={} ms={} source={}", node_id(),
+                 settings.interval_entries, settings.interval_ms,
+                 governed.ok() && governed->has_value() ? "governance" : "config");
 }
 
 Status Node::seal_to_disk() {
@@ -313,8 +415,11 @@ Status Node::seal_to_disk() {
 }
 
 Status Node::write_genesis(const json& members, const json& users) {
+    COFFER_ASSIGN_OR_RETURN(std::string encryption_pem,
+                            crypto::x25519_public_to_pem(secrets_.encryption.public_key));
     json node_record = {{"cert", secrets_.node.cert.to_pem()},
                         {"status", std::string(kNodeStatusTrusted)},
+                        {"encryption_public_key", encryption_pem},
                         {"attestation", attestation_},
                         {"client_address", config_.client_address.to_string()},
                         {"node_address", config_.node_address.to_string()}};
@@ -323,7 +428,7 @@ Status Node::write_genesis(const json& members, const json& users) {
     COFFER_ASSIGN_OR_RETURN(attestation::VerifiedClaims claims,
                             attestation::verify_evidence(evidence, {}));
     json service_record = {{"cert", secrets_.service.cert.to_pem()},
-                           {"status", std::string(kServiceStatusOpen)},
+                           {"status", std::string(kServiceStatusOpening)},
                            {"fingerprint", secrets_.service.cert.fingerprint_sha256_hex()}};
     kv::Transaction tx = store_.begin();
     COFFER_RETURN_IF_ERROR(write_governance_value(tx, kServiceMap, kServiceKey, service_record));
@@ -404,10 +509,14 @@ Status Node::refresh_node_record() {
         if (!record.has_value()) {
             return error(Errc::kCorrupt, "the nodes map does not list this node");
         }
-        if ((*record)["attestation"] == attestation_) {
+        COFFER_ASSIGN_OR_RETURN(std::string encryption_pem,
+                                crypto::x25519_public_to_pem(secrets_.encryption.public_key));
+        if ((*record)["attestation"] == attestation_ &&
+            record->value("encryption_public_key", "") == encryption_pem) {
             return Status();
         }
         (*record)["attestation"] = attestation_;
+        (*record)["encryption_public_key"] = encryption_pem;
         return write_governance_value(tx, kNodesMap, secrets_.node.node_id, *record);
     });
     return committed.ok() ? Status() : committed.status();
@@ -426,7 +535,6 @@ Status Node::write_node_info(const json& extra) {
 Status Node::restart() {
     COFFER_RETURN_IF_ERROR(make_attestation());
     COFFER_RETURN_IF_ERROR(choose_ports());
-    COFFER_RETURN_IF_ERROR(open_ledger());
     auto state = read_raft_state(config_.data_dir);
     if (!state.ok()) {
         return state.status().code() == Errc::kNotFound
@@ -434,6 +542,8 @@ Status Node::restart() {
                            path(kRaftStateFileName) + " is missing: the node cannot know its term")
                    : state.status();
     }
+    recovery_base_ = state->recovery_base;
+    COFFER_RETURN_IF_ERROR(open_ledger());
     COFFER_RETURN_IF_ERROR(start_replication(*state));
     ReplicationStatus rs = replicator_->status();
     if (rs.configuration.voters.size() == 1 && rs.configuration.contains(node_id())) {
@@ -625,6 +735,8 @@ void Node::background_step(uint64_t& next_expiry_check_ms) {
         check_certificate_expiry();
         refresh_peer_addresses();
     }
+    apply_signature_settings();
+    reseal_after_rekey();
     // The replication thread flushes; the background thread only signs, and only a leader
     // signs.
     if (!is_leader()) {

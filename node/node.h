@@ -29,15 +29,18 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "gov/recovery.h"
 #include "kv/store.h"
 #include "ledger/file_system.h"
 #include "ledger/ledger.h"
@@ -83,6 +86,15 @@ constexpr uint64_t kStopCommitWaitMs = 2000;
 enum class NodeState { kStarting, kPartOfNetwork, kStopping, kStopped, kFailed };
 std::string_view node_state_name(NodeState state);
 
+// Where a recovering node stands (docs/recovery.md, "Recovering a service").
+struct RecoveryProgress {
+    bool recovering = false;                // started by open_for_recovery, not reopened yet
+    size_t received = 0;                    // shares accepted so far
+    size_t threshold = 0;                   // k (0 before the first share arrived)
+    bool secrets_recovered = false;         // k shares rebuilt the ledger secrets
+    std::vector<std::string> submitted_by;  // member fingerprints, sorted
+};
+
 // The body of an endpoint transaction: reads and buffers writes through `tx`. Returning an
 // error aborts the transaction (nothing is written) and passes the error on.
 using TxBody = std::function<Status(kv::Transaction& tx)>;
@@ -95,6 +107,25 @@ class Node {
     // start); kCrypto for secrets that do not unseal; kInvalidArgument for unusable
     // member/user files (naming them); ledger and storage errors.
     static Result<std::unique_ptr<Node>> open(NodeConfig config);
+
+    // Disaster recovery, first phase (docs/recovery.md): starts a new node in data_dir (which
+    // must hold no node) from a copy of `ledger_dir`, the ledger folder of a node of the lost
+    // network (only read). Verifies and replays the public part of every entry, makes a new
+    // service identity that endorses the previous one, and commits, as the only voter, the
+    // service record with status "recovering". Private maps stay empty; members accept the
+    // recovered state by proposal, then submit their shares (submit_recovery_share).
+    // Errors: kInvalidArgument (a "join" section, an empty or unreadable folder),
+    // kFailedPrecondition (data_dir not fresh, a ledger without recovery shares), ledger
+    // verification errors naming the entry.
+    static Result<std::unique_ptr<Node>> open_for_recovery(NodeConfig config,
+                                                           const std::string& ledger_dir);
+
+    // Second phase: reopens the folder that open_for_recovery filled, with the identities
+    // and every ledger secret from recovered_secrets() (the first Node must be destroyed
+    // first). Replays the whole ledger, private parts included, and leads as the only voter.
+    // The caller then commits the service's opening and calls complete_recovery().
+    // Errors: those of a restart (a secret version missing names the entry).
+    static Result<std::unique_ptr<Node>> open_recovered(NodeConfig config, NodeSecrets secrets);
 
     ~Node();
     Node(const Node&) = delete;
@@ -138,19 +169,34 @@ class Node {
     Result<nlohmann::json> admit_node(const std::string& client_cert_der,
                                       const nlohmann::json& request);
 
-    // Leader only: retires a voter (docs/replication.md, "Retiring a node"): commits its
-    // record with status "retired" and the configuration without it, and returns the
-    // transaction id. Retiring the leader itself works: it leads until the change commits,
-    // then steps down. Errors: kFailedPrecondition (not leader, a configuration change in
-    // progress), kNotFound (not a voter), kInvalidArgument (the last voter), commit errors.
-    Result<std::string> retire_node(const std::string& node_id);
-
     // Runs `body` in a transaction and commits it, retrying up to kMaxCommitAttempts times
     // on kConflict and flushing when the ledger's unflushed batch is full. Records the
     // commit latency. Errors: the body's error; kNoSpace while the disk is full;
     // kFailedPrecondition when the node failed or is stopping; kConflict after the last
     // attempt; ledger errors.
     Result<kv::CommitResult> commit(const TxBody& body);
+
+    // A member's decrypted recovery share (gov/recovery.h format), while recovering. The
+    // caller checked the member's signed request and that the service waits for shares. A
+    // member resubmitting the same share changes nothing. With the k-th share the ledger
+    // secrets are rebuilt (wait_recovery_secrets then returns true).
+    // Errors: kFailedPrecondition (not recovering); the ShareCollector's (malformed share,
+    // "share from another share set", "share N is forged or corrupted", duplicate point);
+    // kConflict (this member already submitted another share); kCrypto when k shares do not
+    // open the wrapped secrets (every share is then discarded).
+    Result<RecoveryProgress> submit_recovery_share(const std::string& member_fingerprint,
+                                                   ByteSpan share);
+    RecoveryProgress recovery_progress() const;
+    // Waits up to timeout_ms for the ledger secrets to be rebuilt; true once they are.
+    bool wait_recovery_secrets(uint64_t timeout_ms);
+    // This node's identities with every recovered ledger secret version and a fresh newer
+    // one, for open_recovered. Secret. Errors: kFailedPrecondition before k shares.
+    Result<NodeSecrets> recovered_secrets() const;
+    // After open_recovered and the opening transaction: seals the secrets (if local sealing
+    // is on) and writes node.json, so that the folder restarts like any node's.
+    Status complete_recovery();
+    // The last seqno of the lost network's ledger if this service was recovered, else 0.
+    uint64_t recovery_base() const { return recovery_base_; }
 
     // OK, or the error that made the node fail (a failed fsync).
     Status failure() const;
@@ -159,11 +205,14 @@ class Node {
     const NodeConfig& config() const { return config_; }
     const std::string& node_id() const { return secrets_.node.node_id; }
     const crypto::Certificate& service_cert() const { return secrets_.service.cert; }
-    // Every ledger secret version this node holds (set when the node opens or joins; no
-    // rekey changes it yet). Secret: governance wraps them into recovery shares.
-    const std::vector<ledger::LedgerSecret>& ledger_secrets() const {
-        return secrets_.ledger_secrets;
-    }
+    // Every ledger secret version this node holds, oldest first: those it opened or joined
+    // with, then those its ledger learned from rekeys (ledger order, uncommitted ones
+    // included; a rollback forgets those). A copy. Secret: governance wraps them into
+    // recovery shares and the join answer hands them to a new node.
+    std::vector<ledger::LedgerSecret> ledger_secrets() const;
+    // This node's X25519 public key (32 bytes), published as encryption_public_key in its
+    // record of the nodes map: rekeys seal new ledger secrets to it.
+    const Bytes& encryption_public_key() const { return secrets_.encryption.public_key; }
     // Signs `data` with the service identity's key (ECDSA P-384 over SHA-384, DER): every
     // trusted node holds that key, so a statement it signs is the service's, whichever node
     // answers (the clean room publishes its key this way). Errors: kCrypto.
@@ -190,12 +239,19 @@ class Node {
 
     Status first_start(const nlohmann::json& members, const nlohmann::json& users);
     Status restart();
+    Status recover_public_state(const std::string& ledger_dir);
+    Status discard_unfinished_recovery();
+    Status write_recovery_start(const nlohmann::json& previous_service);
+    Status finish_share_collection();
+    RecoveryProgress recovery_progress_locked() const;
+    Status reopen_with_recovered_secrets();
     struct JoinClaims {
         std::string node_id;
         crypto::EcdsaPublicKey key;
         ListenAddress node_address;
         ListenAddress client_address;
         std::string measurement;  // hex
+        std::string encryption_public_key_pem;
     };
     Result<JoinClaims> check_join_request(const std::string& client_cert_der,
                                           const nlohmann::json& request);
@@ -218,6 +274,13 @@ class Node {
     Status write_genesis(const nlohmann::json& members, const nlohmann::json& users);
     Status refresh_node_record();
     Status seal_to_disk();
+    // Seals again when the ledger committed a secret learned from a rekey since the last seal
+    // (local sealing only): only committed ones, because a rolled-back rekey's secret must
+    // not come back at a restart.
+    void reseal_after_rekey();
+    // Applies the signature interval governance set (public:coffer.gov.config "signatures")
+    // to the ledger when it changed, or the configuration's when none is set.
+    void apply_signature_settings();
     // Seals the secrets (unless local sealing is off) and writes the service and node
     // certificates into the data directory.
     Status persist_identity();
@@ -253,7 +316,22 @@ class Node {
     bool warned_service_expiry_ = false;
     bool warned_node_expiry_ = false;
     std::atomic<uint64_t> disk_full_until_ms_{0};
+    // Owned by the thread that opens the node, then by the background thread.
+    uint32_t sealed_learned_version_ = 0;
+    std::optional<kv::Seqno> applied_signature_settings_version_;
+    bool signature_settings_applied_ = false;
     std::thread background_;
+
+    // Disaster recovery (recovery.cc). public_only_ and recovery_base_ are set before the
+    // ledger opens and never change afterwards.
+    bool public_only_ = false;
+    uint64_t recovery_base_ = 0;
+    mutable std::mutex recovery_mu_;  // guards the members below
+    std::condition_variable recovery_cv_;
+    bool recovering_ = false;
+    std::optional<gov::ShareCollector> collector_;
+    std::map<std::string, std::string> share_submitters_;  // member -> share digest
+    std::optional<std::vector<ledger::LedgerSecret>> recovered_;
 };
 
 }  // namespace coffer::node

@@ -67,7 +67,7 @@ Result<consensus::Configuration> configuration_of_entry(ByteSpan entry_bytes) {
     return *config;
 }
 
-Result<consensus::Entry> raft_entry_of(ByteSpan entry_bytes) {
+Result<consensus::Entry> raft_entry_of(ByteSpan entry_bytes, uint64_t recovery_base) {
     COFFER_ASSIGN_OR_RETURN(ledger::DecodedEntry entry, ledger::parse_entry(entry_bytes));
     consensus::EntryKind kind = consensus::EntryKind::kData;
     if (entry.header.is_signature()) {
@@ -76,7 +76,7 @@ Result<consensus::Entry> raft_entry_of(ByteSpan entry_bytes) {
         COFFER_ASSIGN_OR_RETURN(kv::WriteSet ws, ledger::decode_public_write_set(entry));
         COFFER_ASSIGN_OR_RETURN(std::optional<consensus::Configuration> config,
                                 configuration_in(ws));
-        if (config.has_value()) {
+        if (config.has_value() && entry.header.seqno > recovery_base) {
             kind = consensus::EntryKind::kConfiguration;
         }
     }
@@ -113,6 +113,12 @@ Result<RaftStateFile> read_raft_state(const std::string& data_dir) {
         return corrupt("bootstrap ids are not sorted and unique");
     }
     state.bootstrap = std::move(bootstrap).value();
+    if (doc.contains("recovery_base")) {
+        if (!doc["recovery_base"].is_number_unsigned()) {
+            return corrupt("recovery_base is not an unsigned integer");
+        }
+        state.recovery_base = doc["recovery_base"].get<uint64_t>();
+    }
     return state;
 }
 
@@ -123,6 +129,9 @@ Status write_raft_state(const std::string& data_dir, const RaftStateFile& state)
         {"voted_for", state.hard_state.voted_for.has_value() ? json(*state.hard_state.voted_for)
                                                              : json(nullptr)},
         {"bootstrap", state.bootstrap.voters}};
+    if (state.recovery_base != 0) {
+        doc["recovery_base"] = state.recovery_base;
+    }
     return write_file_atomic(state_path(data_dir), doc.dump() + "\n", 0644);
 }
 
@@ -133,7 +142,7 @@ Result<consensus::RecoveredState> recover_raft_state(const ledger::Ledger& ledge
     recovered.bootstrap_config = state.bootstrap;
     for (uint64_t seqno = 1; seqno <= ledger.last_seqno(); ++seqno) {
         COFFER_ASSIGN_OR_RETURN(Bytes bytes, ledger.entry_bytes(seqno));
-        auto entry = raft_entry_of(bytes);
+        auto entry = raft_entry_of(bytes, state.recovery_base);
         if (!entry.ok()) {
             return error(Errc::kCorrupt, "ledger entry " + std::to_string(seqno) +
                                              " is not a log entry: " + entry.status().message());
@@ -153,14 +162,14 @@ Result<consensus::RecoveredState> recover_raft_state(const ledger::Ledger& ledge
 }
 
 Status LedgerLogStore::save_hard_state(const consensus::HardState& state) {
-    return write_raft_state(data_dir_, RaftStateFile{state, bootstrap_});
+    return write_raft_state(data_dir_, RaftStateFile{state, bootstrap_, recovery_base_});
 }
 
 Status LedgerLogStore::append(const consensus::Entry& entry) {
     if (entry.index <= ledger_.last_seqno()) {
         return Status::ok_status();
     }
-    COFFER_ASSIGN_OR_RETURN(consensus::Entry parsed, raft_entry_of(entry.payload));
+    COFFER_ASSIGN_OR_RETURN(consensus::Entry parsed, raft_entry_of(entry.payload, recovery_base_));
     if (parsed.index != entry.index || parsed.term != entry.term || parsed.kind != entry.kind) {
         return error(Errc::kCorrupt, "log entry " + std::to_string(entry.index) +
                                          ": kind, term or index differ from its ledger bytes");

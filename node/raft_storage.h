@@ -39,14 +39,19 @@ std::string configuration_value(const consensus::Configuration& config);
 // write. Errors: kInvalidArgument for an entry that does not parse or does not write one.
 Result<consensus::Configuration> configuration_of_entry(ByteSpan entry_bytes);
 
-// The Raft entry for ledger entry bytes (term = view, index = seqno, kind as above).
-Result<consensus::Entry> raft_entry_of(ByteSpan entry_bytes);
+// The Raft entry for ledger entry bytes (term = view, index = seqno, kind as above). Entries
+// at or below `recovery_base` are history of the service this one was recovered from: their
+// configuration writes name nodes that are gone, so they count as plain data entries.
+Result<consensus::Entry> raft_entry_of(ByteSpan entry_bytes, uint64_t recovery_base = 0);
 
 // What raft_state.json holds: the hard state and the configuration of the network's first
 // nodes (empty for a node that joined and learns its configuration from the leader).
 struct RaftStateFile {
     consensus::HardState hard_state;
     consensus::Configuration bootstrap;
+    // The last seqno of the lost network's ledger when this service was recovered from it
+    // (docs/recovery.md), else 0: see raft_entry_of.
+    uint64_t recovery_base = 0;
 };
 
 // Reads data_dir/raft_state.json. Errors: kNotFound when absent, kCorrupt when malformed.
@@ -63,8 +68,12 @@ Result<consensus::RecoveredState> recover_raft_state(const ledger::Ledger& ledge
 class LedgerLogStore final : public consensus::LogStore {
   public:
     // `ledger` must outlive the store.
-    LedgerLogStore(ledger::Ledger& ledger, std::string data_dir, consensus::Configuration bootstrap)
-        : ledger_(ledger), data_dir_(std::move(data_dir)), bootstrap_(std::move(bootstrap)) {}
+    LedgerLogStore(ledger::Ledger& ledger, std::string data_dir, consensus::Configuration bootstrap,
+                   uint64_t recovery_base)
+        : ledger_(ledger),
+          data_dir_(std::move(data_dir)),
+          bootstrap_(std::move(bootstrap)),
+          recovery_base_(recovery_base) {}
 
     Status save_hard_state(const consensus::HardState& state) override;
     // Entries at or below the ledger's last seqno are this leader's own (the commit hook
@@ -82,6 +91,7 @@ class LedgerLogStore final : public consensus::LogStore {
     ledger::Ledger& ledger_;
     std::string data_dir_;
     consensus::Configuration bootstrap_;
+    uint64_t recovery_base_ = 0;
 };
 
 }  // namespace coffer::node

@@ -24,13 +24,13 @@ bool writes_signature(const kv::WriteSet& ws) {
 // kind as the message. Checked before Raft takes the message: Raft keeps what it accepted in
 // memory, so storage must not be the first to find a malformed entry. (The cryptographic
 // checks still happen in Ledger::append_replicated; a failure there stops the node.)
-Status check_entries(const consensus::Message& msg) {
+Status check_entries(const consensus::Message& msg, uint64_t recovery_base) {
     const auto* append = std::get_if<consensus::AppendEntries>(&msg.body);
     if (append == nullptr) {
         return Status::ok_status();
     }
     for (const consensus::Entry& e : append->entries) {
-        auto parsed = raft_entry_of(e.payload);
+        auto parsed = raft_entry_of(e.payload, recovery_base);
         if (!parsed.ok()) {
             return parsed.status().with_context("entry " + std::to_string(e.index) + ": ");
         }
@@ -45,13 +45,13 @@ Status check_entries(const consensus::Message& msg) {
 }  // namespace
 
 Replicator::Replicator(ReplicatorOptions options, kv::Store& store, ledger::Ledger& ledger,
-                       PeerTransport& transport, consensus::Configuration bootstrap,
-                       FatalHandler on_fatal)
+                       PeerTransport& transport, const RaftStateFile& state, FatalHandler on_fatal)
     : options_(std::move(options)),
       store_(store),
       ledger_(ledger),
       transport_(transport),
-      log_store_(ledger, options_.data_dir, std::move(bootstrap)),
+      log_store_(ledger, options_.data_dir, state.bootstrap, state.recovery_base),
+      recovery_base_(state.recovery_base),
       on_fatal_(std::move(on_fatal)) {}
 
 Replicator::~Replicator() {
@@ -73,8 +73,8 @@ Result<std::unique_ptr<Replicator>> Replicator::start(ReplicatorOptions options,
     raft.configuration_decoder = configuration_of_entry;
     COFFER_ASSIGN_OR_RETURN(
         auto node, consensus::RaftNode::create(raft, std::move(recovered), steady_now_ms()));
-    std::unique_ptr<Replicator> r(new Replicator(std::move(options), store, ledger, transport,
-                                                 state.bootstrap, std::move(on_fatal)));
+    std::unique_ptr<Replicator> r(
+        new Replicator(std::move(options), store, ledger, transport, state, std::move(on_fatal)));
     r->raft_ = std::move(node);
     {
         std::lock_guard lock(r->raft_mu_);
@@ -202,7 +202,7 @@ void Replicator::step(std::vector<consensus::Message> inbound) {
         std::lock_guard lock(raft_mu_);
         raft_->advance_clock(steady_now_ms());
         for (const consensus::Message& m : inbound) {
-            Status received = check_entries(m);
+            Status received = check_entries(m, recovery_base_);
             if (received.ok()) {
                 received = raft_->receive(m);
             }

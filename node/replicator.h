@@ -122,7 +122,7 @@ class Replicator final : public kv::CommitHook {
 
   private:
     Replicator(ReplicatorOptions options, kv::Store& store, ledger::Ledger& ledger,
-               PeerTransport& transport, consensus::Configuration bootstrap, FatalHandler on_fatal);
+               PeerTransport& transport, const RaftStateFile& state, FatalHandler on_fatal);
 
     void loop();
     void step(std::vector<consensus::Message> inbound);
@@ -137,6 +137,7 @@ class Replicator final : public kv::CommitHook {
     ledger::Ledger& ledger_;
     PeerTransport& transport_;
     LedgerLogStore log_store_;
+    uint64_t recovery_base_ = 0;  // see RaftStateFile::recovery_base
     FatalHandler on_fatal_;
 
     mutable std::mutex raft_mu_;  // guards raft_

@@ -34,12 +34,35 @@ json secrets_to_json(const NodeSecrets& secrets) {
     for (const ledger::LedgerSecret& s : secrets.ledger_secrets) {
         ledger_secrets.push_back({{"version", s.version}, {"key", crypto::base64_encode(s.key)}});
     }
-    return json{{"node_id", secrets.node.node_id},
-                {"service_key", secrets.service.key.to_pem()},
-                {"service_cert", secrets.service.cert.to_pem()},
-                {"node_key", secrets.node.key.to_pem()},
-                {"node_cert", secrets.node.cert.to_pem()},
-                {"ledger_secrets", std::move(ledger_secrets)}};
+    json out{{"node_id", secrets.node.node_id},
+             {"service_key", secrets.service.key.to_pem()},
+             {"service_cert", secrets.service.cert.to_pem()},
+             {"node_key", secrets.node.key.to_pem()},
+             {"node_cert", secrets.node.cert.to_pem()},
+             {"ledger_secrets", std::move(ledger_secrets)}};
+    if (!secrets.encryption.private_key.empty()) {
+        out["encryption_key"] = crypto::base64_encode(secrets.encryption.private_key);
+    }
+    return out;
+}
+
+// The optional encryption_key member (absent in files sealed before nodes had one).
+Result<crypto::X25519KeyPair> encryption_key_from_json(const json& j) {
+    auto it = j.find("encryption_key");
+    if (it == j.end()) {
+        return crypto::X25519KeyPair{};
+    }
+    auto key = it->is_string() ? crypto::base64_decode(it->get<std::string>())
+                               : Result<Bytes>(error(Errc::kCorrupt, "not a string"));
+    auto pair =
+        key.ok() ? crypto::x25519_from_private(*key) : Result<crypto::X25519KeyPair>(key.status());
+    if (key.ok()) {
+        OPENSSL_cleanse(key->data(), key->size());
+    }
+    if (!pair.ok()) {
+        return error(Errc::kCorrupt, "sealed secrets: malformed encryption_key");
+    }
+    return std::move(pair).value();
 }
 
 Result<std::string> string_field(const json& j, const char* name) {
@@ -97,10 +120,11 @@ Result<NodeSecrets> secrets_from_json(const json& j) {
                      "sealed secrets: node certificate not issued by the service key");
     }
     COFFER_ASSIGN_OR_RETURN(auto ledger_secrets, ledger_secrets_from_json(j));
+    COFFER_ASSIGN_OR_RETURN(crypto::X25519KeyPair encryption, encryption_key_from_json(j));
     return NodeSecrets{
         ServiceIdentity{std::move(service_key).value(), std::move(service_cert).value()},
         NodeIdentity{std::move(node_id), std::move(node_key).value(), std::move(node_cert).value()},
-        std::move(ledger_secrets)};
+        std::move(ledger_secrets), std::move(encryption)};
 }
 
 }  // namespace

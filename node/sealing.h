@@ -17,6 +17,7 @@
 
 #include "common/bytes.h"
 #include "common/result.h"
+#include "crypto/x25519.h"
 #include "ledger/secrets.h"
 #include "node/identity.h"
 
@@ -33,6 +34,10 @@ struct NodeSecrets {
     ServiceIdentity service;
     NodeIdentity node;
     std::vector<ledger::LedgerSecret> ledger_secrets;  // increasing versions, at least one
+    // The node's X25519 key pair: rekeys seal new ledger secrets to its public key, which the
+    // nodes map publishes (docs/ledger.md, "Rekey"). Empty in a file sealed before nodes had
+    // one; Node::open then makes one.
+    crypto::X25519KeyPair encryption;
 };
 
 // The JSON text of the sealed file: secrets serialised, AES-256-GCM encrypted under

@@ -4,15 +4,19 @@
 # secret, verifies a receipt against the service certificate, and shows that no private
 # value reached the disk in clear. Then runs a three-node network (`coffer sandbox`): writes
 # through a follower's redirect, commits on a majority, verifies a receipt, kills the leader
-# and commits again under the new one. Finally the clean room (scripts/demo_cleanroom.sh): three
+# and commits again under the new one. Then the clean room (scripts/demo_cleanroom.sh): three
 # banks run a joint AML analysis and hospitals train one model, on a three-node sandbox.
+# Finally governance and disaster recovery (scripts/demo_recovery.sh): three members set
+# recovery shares at 2 of 3, every node is lost, and two members' shares bring it all back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/sandbox_lib.sh
 source scripts/sandbox_lib.sh
 build=${1:-build/release}
 coffer="$build/cli/coffer"
-out=build/demo
+# Where the demo writes (replaced on every run); COFFER_DEMO_OUT lets a second build's demo
+# run beside the first.
+out=${COFFER_DEMO_OUT:-build/demo}
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -75,6 +79,9 @@ leader_index() {
 leader=$(leader_index)
 follower=$(( (leader + 1) % 3 ))
 echo "node $leader leads; nodes listen on ports $(port_of 0), $(port_of 1), $(port_of 2)"
+echo "the sandbox opened the new service with member0's transition_service_to_open proposal:"
+curl --silent --show-error --cacert "$cacert" "https://127.0.0.1:$(port_of "$leader")/node/network" |
+  grep -o '"service_status":"[a-z_]*"'
 furl="https://127.0.0.1:$(port_of "$follower")"
 echo "a write sent to follower $follower is redirected to the leader:"
 curl "${tls[@]}" -o /dev/null -w '  HTTP %{http_code} -> %{redirect_url}\n' -X POST "$furl/app/log/private" \
@@ -135,5 +142,8 @@ fi
 echo
 echo "==> 8. the clean room: banks and hospitals compute together without seeing each other's rows"
 scripts/demo_cleanroom.sh "$coffer" "$out/cleanroom"
+echo
+echo "==> 9. governance and disaster recovery: every node lost, the members bring the service back"
+scripts/demo_recovery.sh "$coffer" "$out/recovery"
 echo
 echo "demo finished: see docs/ for what each step proves"

@@ -139,6 +139,9 @@ class CleanroomFailoverTest : public ::testing::Test {
             if (i == 0) {
                 service_cert_pem_ = nodes_[0]->service_cert_pem();
                 ASSERT_EQ(wait_leader(-1), 0);
+                ASSERT_TRUE(
+                    open_service(nodes_[0]->client_port(), service_cert_pem_, {member_}, why))
+                    << why;
             } else {
                 uint64_t seqno = state(0).value("committed_seqno", uint64_t{0});
                 ASSERT_TRUE(wait_state(0, static_cast<size_t>(i) + 1, 0));

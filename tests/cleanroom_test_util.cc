@@ -103,6 +103,7 @@ void CleanroomFixture::SetUp() {
     node_ = std::make_unique<NodeProcess>(config_path, d + "/data", d + "/node.log");
     std::string why;
     ASSERT_TRUE(node_->start(why)) << why;
+    ASSERT_TRUE(open_service(node_->port(), node_->service_cert_pem(), {member_}, why)) << why;
 }
 
 Answer CleanroomFixture::call(const Identity* who, const std::string& method,

@@ -8,10 +8,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "crypto/ecdsa.h"
+#include "crypto/x509.h"
+#include "gov/signed_request.h"
 
 namespace coffer::e2e {
 
@@ -20,8 +25,16 @@ namespace {
 constexpr int kPollMs = 20;
 
 // Forks and execs `coffer args...` with stdout and stderr sent to `out_path` (appended).
+// The argument vector is built before fork(): the child of a threaded process may only make
+// async-signal-safe calls.
 pid_t spawn(const std::vector<std::string>& args, const std::string& out_path) {
     std::string binary = coffer_binary();
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (const std::string& a : args) {
+        argv.push_back(const_cast<char*>(a.c_str()));
+    }
+    argv.push_back(nullptr);
     pid_t pid = ::fork();
     if (pid == 0) {
         int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -30,12 +43,6 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out_path) {
             ::dup2(fd, 2);
             ::close(fd);
         }
-        std::vector<char*> argv;
-        argv.push_back(const_cast<char*>(binary.c_str()));
-        for (const std::string& a : args) {
-            argv.push_back(const_cast<char*>(a.c_str()));
-        }
-        argv.push_back(nullptr);
         ::execv(binary.c_str(), argv.data());
         ::_exit(127);
     }
@@ -64,6 +71,10 @@ std::optional<int> wait_pid(pid_t pid, int timeout_ms) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
     }
+}
+
+pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& out_path) {
+    return spawn(args, out_path);
 }
 
 std::string coffer_binary() {
@@ -324,12 +335,172 @@ std::optional<std::string> pass_proposal(uint16_t port, const std::string& servi
             return std::nullopt;
         }
         state = ballot.value("state", "");
+        answer = ballot;
     }
     if (state != "accepted") {
         why = "proposal " + id + " ended " + state + ": " + answer.dump();
         return std::nullopt;
     }
     return id;
+}
+
+std::string fingerprint_of(const std::string& cert_pem) {
+    auto cert = crypto::Certificate::from_pem(cert_pem);
+    return cert.ok() ? cert->fingerprint_sha256_hex() : std::string();
+}
+
+Bytes sign_request_as(const Identity& signer, const Bytes& service_fp, const SignOptions& o) {
+    gov::SignedRequestHeader h;
+    h.type = o.type;
+    h.created_at = o.created_at;
+    h.proposal_id = o.proposal_id;
+    auto kid = from_hex(o.kid_hex.empty() ? fingerprint_of(signer.cert_pem) : o.kid_hex);
+    auto key = crypto::EcdsaPrivateKey::from_pem(signer.key_pem);
+    if (!kid.ok() || !key.ok()) {
+        ADD_FAILURE() << "cannot sign as " << signer.name;
+        return Bytes();
+    }
+    h.kid = *kid;
+    h.service_fingerprint = service_fp;
+    auto signed_request = gov::sign_request(h, as_bytes(o.payload.dump()), *key);
+    EXPECT_TRUE(signed_request.ok()) << signed_request.status().to_string();
+    return signed_request.ok() ? *signed_request : Bytes();
+}
+
+namespace {
+
+// How long a governance write of open_service waits for its commit (x-coffer-wait-ms).
+constexpr const char* kGovernanceWaitMs = "5000";
+constexpr int kOpenRetryMs = 100;
+
+// Opens a service as open_service (e2e_util.h) documents.
+class ServiceOpener {
+  public:
+    ServiceOpener(uint16_t port, const std::string& service_cert_pem,
+                  const std::vector<Identity>& members)
+        : port_(port), service_cert_pem_(service_cert_pem), members_(members) {}
+
+    bool run(std::string& why) {
+        auto service = crypto::Certificate::from_pem(service_cert_pem_);
+        auto fp = service.ok() ? from_hex(service->fingerprint_sha256_hex())
+                               : Result<Bytes>(service.status());
+        if (members_.empty() || !fp.ok()) {
+            why = members_.empty() ? "no member to propose" : "unreadable service certificate";
+            return false;
+        }
+        service_fp_ = *fp;
+        auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(kOpenServiceTimeoutMs);
+        while (std::chrono::steady_clock::now() < deadline) {
+            std::string status = service_status();
+            if (status == "open") {
+                return true;
+            }
+            // Anything but a retryable answer (no leader yet, a redirect during the first
+            // election, a dropped connection) ends the attempt.
+            if (status == "opening" && !propose_and_vote(why)) {
+                return service_status() == "open";
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(kOpenRetryMs));
+        }
+        why = "the service did not open within " + std::to_string(kOpenServiceTimeoutMs) + " ms" +
+              (why.empty() ? "" : ": " + why);
+        return false;
+    }
+
+  private:
+    // service_status of GET /node/network; "" when the node does not answer.
+    std::string service_status() {
+        auto client = connect(nullptr);
+        auto r = client != nullptr ? client->request("GET", "/node/network")
+                                   : Result<net::HttpResponse>(error(Errc::kIo, "no connection"));
+        if (!r.ok() || r->status != 200) {
+            return "";
+        }
+        return nlohmann::json::parse(r->body, nullptr, false).value("service_status", "");
+    }
+
+    std::unique_ptr<net::HttpClient> connect(const Identity* who) {
+        net::ClientOptions options;
+        options.port = port_;
+        options.ca_cert_pem = service_cert_pem_;
+        if (who != nullptr) {
+            options.client_cert_pem = who->cert_pem;
+            options.client_key_pem = who->key_pem;
+        }
+        auto client = net::HttpClient::connect(options);
+        return client.ok() ? std::move(client).value() : nullptr;
+    }
+
+    // POSTs `o` signed by `who` to `path`; the answer's JSON body when it is 200, nullopt
+    // (with `retry` telling whether to try again) otherwise.
+    std::optional<nlohmann::json> post(const Identity& who, const std::string& path,
+                                       const SignOptions& o, bool& retry, std::string& why) {
+        Bytes body = sign_request_as(who, service_fp_, o);
+        auto client = connect(&who);
+        auto r = client != nullptr ? client->request("POST", path, to_string(body),
+                                                     {{"content-type", "application/cose"},
+                                                      {"x-coffer-wait-ms", kGovernanceWaitMs}})
+                                   : Result<net::HttpResponse>(error(Errc::kIo, "no connection"));
+        if (r.ok() && r->status == 200) {
+            return nlohmann::json::parse(r->body, nullptr, false);
+        }
+        retry = !r.ok() || r->status == 503 || r->status == 307;
+        why = path + ": " +
+              (r.ok() ? std::to_string(r->status) + " " + r->body : r.status().to_string());
+        return std::nullopt;
+    }
+
+    // One proposal and its ballots. False when the proposal was refused or did not pass (the
+    // reason in `why`); true when it passed or is worth sending again.
+    bool propose_and_vote(std::string& why) {
+        bool retry = false;
+        SignOptions proposal;
+        proposal.type = "proposal";
+        // The attempt number keeps a proposal sent again within the same second from being
+        // refused as a replay of one whose answer was lost.
+        proposal.payload = {
+            {"actions", nlohmann::json::array({{{"name", "transition_service_to_open"}}})},
+            {"description", "open the new service, attempt " + std::to_string(++attempts_)}};
+        proposal.created_at = static_cast<uint64_t>(std::time(nullptr));
+        auto answer = post(members_[0], "/gov/proposals", proposal, retry, why);
+        if (!answer.has_value()) {
+            return retry;
+        }
+        std::string id = answer->value("proposal_id", "");
+        std::string state = answer->value("state", "");
+        for (size_t i = 0; i < members_.size() && state == "open"; ++i) {
+            SignOptions ballot;
+            ballot.type = "ballot";
+            ballot.payload = {{"vote", true}};
+            ballot.proposal_id = id;
+            ballot.created_at = static_cast<uint64_t>(std::time(nullptr));
+            answer = post(members_[i], "/gov/ballots", ballot, retry, why);
+            if (!answer.has_value()) {
+                return false;
+            }
+            state = answer->value("state", "");
+        }
+        if (state != "accepted") {
+            why = "the proposal to open the service ended " + state + ": " + answer->dump();
+            return false;
+        }
+        return true;
+    }
+
+    uint16_t port_;
+    const std::string& service_cert_pem_;
+    const std::vector<Identity>& members_;
+    Bytes service_fp_;
+    int attempts_ = 0;
+};
+
+}  // namespace
+
+bool open_service(uint16_t port, const std::string& service_cert_pem,
+                  const std::vector<Identity>& members, std::string& why) {
+    ServiceOpener opener(port, service_cert_pem, members);
+    return opener.run(why);
 }
 
 }  // namespace coffer::e2e

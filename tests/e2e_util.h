@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/bytes.h"
 #include "net/client.h"
 
 namespace coffer::e2e {
@@ -28,6 +29,8 @@ constexpr int kStartTimeoutMs = 20000;
 constexpr int kStopTimeoutMs = 20000;
 // Bound on a `coffer` command other than node start.
 constexpr int kCommandTimeoutMs = 30000;
+// Bound on opening a new service by proposal (open_service), a fresh node's election included.
+constexpr int kOpenServiceTimeoutMs = 20000;
 
 // The path of the built `coffer` binary (compile definition COFFER_BINARY).
 std::string coffer_binary();
@@ -53,6 +56,10 @@ struct CommandResult {
 // Waits for the child `pid` up to timeout_ms. Returns its exit code, -1 for a signal death,
 // or nullopt on timeout.
 std::optional<int> wait_pid(pid_t pid, int timeout_ms);
+
+// Forks and execs `coffer args...` in the background, stdout and stderr appended to
+// `out_path`. Returns the pid (-1 if fork failed); reap it with wait_pid.
+pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& out_path);
 
 // Runs `coffer args...` and waits at most timeout_ms (then SIGKILLs it).
 CommandResult run_coffer(const std::vector<std::string>& args, int timeout_ms = kCommandTimeoutMs);
@@ -127,5 +134,31 @@ std::vector<std::string> files_under(const std::string& dir);
 std::optional<std::string> pass_proposal(uint16_t port, const std::string& service_cert_path,
                                          const std::vector<Identity>& members,
                                          const nlohmann::json& actions, std::string& why);
+
+// SHA-256 fingerprint (lower-case hex) of a PEM certificate; "" if it does not parse.
+std::string fingerprint_of(const std::string& cert_pem);
+
+// A governance request to sign by hand (gov/signed_request.h, docs/formats/signed-request.md).
+struct SignOptions {
+    std::string type;  // "proposal", "ballot" or "withdrawal"
+    nlohmann::json payload;
+    std::optional<std::string> proposal_id;
+    uint64_t created_at = 0;  // Unix seconds
+    // A kid other than the signer's own fingerprint (hex), to forge one.
+    std::string kid_hex;
+};
+
+// The request `o` signed with `signer`'s key for the service whose certificate fingerprint
+// is `service_fp` (32 bytes). Fails the test and returns empty bytes on error.
+Bytes sign_request_as(const Identity& signer, const Bytes& service_fp, const SignOptions& o);
+
+// Opens a new service (docs/governance.md, "Service states") through the node at
+// 127.0.0.1:`port`, which must be (or become) the leader: `members[0]` proposes
+// transition_service_to_open with a signed request, then members vote yes in order until the
+// proposal is accepted. Waits while the node has no leader yet. True at once when the
+// service is already open (a restarted node needs nothing). False with the reason in `why`
+// when a proposal was refused or failed, or after kOpenServiceTimeoutMs.
+bool open_service(uint16_t port, const std::string& service_cert_pem,
+                  const std::vector<Identity>& members, std::string& why);
 
 }  // namespace coffer::e2e

@@ -14,20 +14,21 @@ using nlohmann::json;
 
 // Endpoints whose success no fixed example can give (see the walk below).
 const std::set<std::string> kNoStaticExample = {"/node/join",
-                                                "/node/retire",
                                                 "/app/cleanroom/uploads/chunk",
                                                 "/app/cleanroom/uploads/commit",
                                                 "/gov/proposals",
                                                 "/gov/ballots",
                                                 "/gov/withdrawals",
                                                 "/gov/proposal",
-                                                "/gov/recovery_share"};
+                                                "/gov/recovery_share",
+                                                "/gov/recovery_shares"};
 
 json parse(const std::string& body) {
     return json::parse(body, nullptr, false);
 }
 
-enum class Kind { kUser, kMember, kAnonymous, kUnknown };
+// kRemoved: a user that governance removed (remove_user).
+enum class Kind { kUser, kMember, kAnonymous, kUnknown, kRemoved };
 
 // The status class the registry must answer for `policy` and `kind`: 2 (success), 401 or 403.
 int expected(const std::string& policy, Kind kind) {
@@ -36,6 +37,9 @@ int expected(const std::string& policy, Kind kind) {
     }
     if (kind == Kind::kAnonymous || kind == Kind::kUnknown) {
         return 401;
+    }
+    if (kind == Kind::kRemoved) {
+        return 403;
     }
     if (policy == "any_authenticated") {
         return 2;
@@ -96,6 +100,7 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
     for (const json& e : endpoints) {
         listed.insert(e["method"].get<std::string>() + " " + e["path"].get<std::string>());
     }
+    EXPECT_EQ(listed.count("POST /node/retire"), 0u) << "nodes retire by remove_node proposals";
     for (const char* required :
          {"GET /node/state", "GET /node/network", "GET /node/commit", "GET /node/tx",
           "GET /node/quote", "GET /node/metrics", "GET /node/endpoints", "POST /app/log/private",
@@ -104,12 +109,23 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
         EXPECT_EQ(listed.count(required), 1u) << required;
     }
 
+    // user1 is removed by governance: its certificate is refused as removed.
+    std::string why;
+    ASSERT_TRUE(
+        pass_proposal(node_->port(), data_dir() + "/service_cert.pem", {member_},
+                      json::array({{{"name", "remove_user"},
+                                    {"args", {{"fingerprint", fingerprint_of(user1_.cert_pem)}}}}}),
+                      why)
+            .has_value())
+        << why;
+
     // Users first, so that the example writes exist before the example reads.
     std::vector<std::pair<Kind, std::unique_ptr<net::HttpClient>>> callers;
     callers.emplace_back(Kind::kUser, client(&user_));
     callers.emplace_back(Kind::kMember, client(&member_));
     callers.emplace_back(Kind::kAnonymous, client(nullptr));
     callers.emplace_back(Kind::kUnknown, client(&stranger_));
+    callers.emplace_back(Kind::kRemoved, client(&user1_));
     for (auto& [kind, c] : callers) {
         ASSERT_NE(c, nullptr);
         for (const json& e : endpoints) {
@@ -123,10 +139,10 @@ TEST_F(EndpointsTest, EveryEndpointAppliesItsPolicyToEveryKindOfCaller) {
             int want = expected(e["policy"], kind);
             if (want == 2 && kNoStaticExample.count(e["path"]) != 0) {
                 // Success needs what no fixed example can carry: a joining node with
-                // evidence, a real voter to retire, a chunk sealed to the clean-room key made
-                // at genesis, a member request signed just now, an existing proposal id. Their own
-                // tests (replication_test, cleanroom_service_test, governance_test) cover them; the
-                // policy is still checked for every other caller.
+                // evidence, a chunk sealed to the clean-room key made at genesis, a member request
+                // signed just now, an existing proposal id. Their own tests (replication_test,
+                // cleanroom_service_test, governance_test) cover them; the policy is still checked
+                // for every other caller.
                 continue;
             }
             // Writes wait for their commit, so that the example reads that follow find them.

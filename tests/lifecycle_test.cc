@@ -156,6 +156,7 @@ TEST(NodeLifecycle, CertificateExpiryIsWarnedAndReceiptsStillVerify) {
     std::string why;
     ASSERT_TRUE(node.start(why)) << why;
     int64_t started = static_cast<int64_t>(std::time(nullptr));
+    ASSERT_TRUE(open_service(node.port(), node.service_cert_pem(), {s.member}, why)) << why;
     auto c = connect_client(node, &s.user);
     ASSERT_NE(c, nullptr);
     EXPECT_NE(read_text_file(log).find("node.certificate_expiring certificate=node"),

@@ -31,28 +31,6 @@ void sleep_ms(int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
-pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& out_path) {
-    std::string binary = coffer_binary();
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(binary.c_str()));
-    for (const std::string& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::close(fd);
-        }
-        ::execv(binary.c_str(), argv.data());
-        ::_exit(127);
-    }
-    return pid;
-}
-
 std::string tail_of(const std::string& text, size_t n) {
     return text.size() <= n ? text : text.substr(text.size() - n);
 }
@@ -236,6 +214,11 @@ bool Network::form(const NetworkOptions& options, std::string& why) {
             service_cert_pem_ = nodes_[0]->service_cert_pem();
             if (!wait_leader(kStartTimeoutMs).has_value()) {
                 why = "node 0 did not become leader: " + log_tails();
+                return false;
+            }
+            if (options.open_service &&
+                !e2e::open_service(nodes_[0]->client_port(), service_cert_pem_, {member_}, why)) {
+                why = "opening the service: " + why + log_tails();
                 return false;
             }
             continue;
@@ -462,6 +445,13 @@ bool wait_tx_committed(const Network& network, const std::string& tx_id, int tim
 
 bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem, const Identity& member,
                          std::set<std::string>& proposed, std::string& why) {
+    return trust_pending_nodes(port, service_cert_pem, std::vector<Identity>{member}, proposed,
+                               why);
+}
+
+bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem,
+                         const std::vector<Identity>& members, std::set<std::string>& proposed,
+                         std::string& why) {
     net::ClientOptions options;
     options.port = port;
     options.ca_cert_pem = service_cert_pem;
@@ -490,7 +480,7 @@ bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem, con
             continue;
         }
         json actions = json::array({{{"name", "trust_node"}, {"args", {{"node_id", id}}}}});
-        if (!pass_proposal(port, cert_path, {member}, actions, why).has_value()) {
+        if (!pass_proposal(port, cert_path, members, actions, why).has_value()) {
             return false;
         }
         proposed.insert(id);

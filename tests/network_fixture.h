@@ -91,6 +91,10 @@ class ClusterNode {
 // (docs/replication.md, "Joining"). False with the reason in `why` if a proposal failed.
 bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem, const Identity& member,
                          std::set<std::string>& proposed, std::string& why);
+// The same with several members, who vote in order until each proposal passes.
+bool trust_pending_nodes(uint16_t port, const std::string& service_cert_pem,
+                         const std::vector<Identity>& members, std::set<std::string>& proposed,
+                         std::string& why);
 
 // The part of GET /node/state a test looks at.
 struct NodeStateView {
@@ -112,6 +116,9 @@ struct NetworkOptions {
     // reaches node 0's (so that it has replicated the users and members). A node that just
     // joined serves requests before it has (see replication_test.cc).
     bool wait_for_catch_up = true;
+    // Whether form() opens the new service (the member's transition_service_to_open proposal)
+    // once node 0 leads, before any other node joins.
+    bool open_service = true;
 };
 
 class Network {
@@ -122,9 +129,9 @@ class Network {
     Network(const Network&) = delete;
     Network& operator=(const Network&) = delete;
 
-    // Makes the identities, starts node 0, then joins the others one after the other, each
-    // time waiting until node 0 lists the newcomer among its voters. False with the reason
-    // (and log tails) in `why`.
+    // Makes the identities, starts node 0 (and opens the service unless options say not to),
+    // then joins the others one after the other, each time waiting until node 0 lists the
+    // newcomer among its voters. False with the reason (and log tails) in `why`.
     bool form(const NetworkOptions& options, std::string& why);
 
     int size() const { return static_cast<int>(nodes_.size()); }

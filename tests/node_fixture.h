@@ -1,5 +1,6 @@
-// A test fixture with one running node: a member, two users (user0, user1) and an
-// identity the node does not know (stranger), all made with `coffer keygen`.
+// A test fixture with one running node of an open service: a member, two users (user0,
+// user1) and an identity the node does not know (stranger), all made with `coffer keygen`.
+// SetUp opens the new service with the member's transition_service_to_open proposal.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -29,6 +30,7 @@ class NodeFixture : public ::testing::Test {
         node_ = std::make_unique<NodeProcess>(config_path_, data_dir(), log_path_);
         std::string why;
         ASSERT_TRUE(node_->start(why)) << why;
+        ASSERT_TRUE(open_service(node_->port(), node_->service_cert_pem(), {member_}, why)) << why;
     }
 
     std::string data_dir() const { return dir_.path() + "/data"; }

@@ -952,42 +952,56 @@ TEST_F(ReplicationTest, RestartedFollowerCatchesUpOnMissedWrites) {
     EXPECT_EQ(parse(tx->body).value("status", ""), "Committed");
 }
 
-// Retirement is a replicated configuration change: first a follower, then the leader itself,
-// which leads until the change commits and then steps down; the remaining voters go on.
+// Retirement is a governance decision (remove_node) and a replicated configuration change:
+// first a follower, then the leader itself, which leads until the change commits and then
+// steps down; the remaining voters go on.
 TEST_F(ReplicationTest, RetiringAFollowerAndThenTheLeaderKeepsTheServiceWriting) {
     auto [l, state] = leader();
     ASSERT_GE(l, 0);
     int f = (l + 1) % network_->size();
     auto f_state = network_->state(f);
     ASSERT_TRUE(f_state.has_value());
+    std::string cert_path = dir_.path() + "/service_cert.pem";
+    write_text_file(cert_path, network_->service_cert_pem());
+    auto remove_node = [](const std::string& id) {
+        return json::array({{{"name", "remove_node"}, {"args", {{"node_id", id}}}}});
+    };
 
-    auto as_member = client(l, &network_->member());
-    ASSERT_NE(as_member, nullptr);
+    // Users cannot propose, and a node that does not exist cannot be removed.
     auto as_user = client(l, &network_->user(0));
     ASSERT_NE(as_user, nullptr);
-    auto refused =
-        as_user->request("POST", "/node/retire", json{{"node_id", f_state->node_id}}.dump());
+    auto refused = as_user->request("POST", "/gov/proposals", "not a signed request");
     ASSERT_TRUE(refused.ok());
-    EXPECT_EQ(refused->status, 403) << "only members may retire nodes";
-    auto unknown = as_member->request("POST", "/node/retire", json{{"node_id", "nobody"}}.dump());
-    ASSERT_TRUE(unknown.ok());
-    EXPECT_EQ(unknown->status, 404) << unknown->body;
+    EXPECT_EQ(refused->status, 403) << "only members may propose";
+    std::string why;
+    EXPECT_FALSE(pass_proposal(network_->node(l).client_port(), cert_path, {network_->member()},
+                               remove_node(std::string(64, '0')), why)
+                     .has_value());
+    EXPECT_NE(why.find("no node"), std::string::npos) << why;
 
-    auto retired =
-        as_member->request("POST", "/node/retire", json{{"node_id", f_state->node_id}}.dump());
-    ASSERT_TRUE(retired.ok());
-    ASSERT_EQ(retired->status, 200) << retired->body;
-    ASSERT_TRUE(
-        wait_tx_committed(*network_, parse(retired->body)["transaction_id"], kSettleWaitMs));
-    auto after = network_->state(l);
+    // Sent to a follower: `coffer member` follows the redirect to the leader.
+    ASSERT_TRUE(pass_proposal(network_->node(f).client_port(), cert_path, {network_->member()},
+                              remove_node(f_state->node_id), why)
+                    .has_value())
+        << why;
+    std::optional<NodeStateView> after;
+    for (auto deadline = Clock::now() + std::chrono::milliseconds(kSettleWaitMs);
+         Clock::now() < deadline;) {
+        after = network_->state(l);
+        if (after && after->voters.size() == 2u) {
+            break;
+        }
+        sleep_ms(20);
+    }
     ASSERT_TRUE(after.has_value());
     EXPECT_EQ(after->voters.size(), 2u);
     EXPECT_EQ(std::count(after->voters.begin(), after->voters.end(), f_state->node_id), 0);
 
     // Now the leader retires itself; the one voter left takes over and writes go on.
-    auto self = as_member->request("POST", "/node/retire", json{{"node_id", state.node_id}}.dump());
-    ASSERT_TRUE(self.ok());
-    ASSERT_EQ(self->status, 200) << self->body;
+    ASSERT_TRUE(pass_proposal(network_->node(l).client_port(), cert_path, {network_->member()},
+                              remove_node(state.node_id), why)
+                    .has_value())
+        << why;
     int survivor = -1;
     for (int i = 0; i < network_->size(); ++i) {
         if (i != l && i != f) {

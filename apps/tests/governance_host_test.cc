@@ -8,6 +8,7 @@
 #include "ledger/secrets.h"
 #include "node/genesis_governance.h"
 #include "node/governance_maps.h"
+#include "node/rekey.h"
 
 namespace coffer::apps {
 namespace {
@@ -154,32 +155,213 @@ TEST(GovernanceHost, SetConstitutionRefusesSourceThatDoesNotCheck) {
     EXPECT_FALSE(tx.has_writes());
 }
 
-TEST(GovernanceHost, OpenServiceSetsTheServiceStatus) {
+// The service record as open_service leaves it when the service was `from`: its new status,
+// or the effect's error.
+Result<json> open_service_from(const std::string& from) {
+    kv::Store store;
+    seed(store);
+    {
+        kv::Transaction tx = store.begin();
+        COFFER_RETURN_IF_ERROR(node::write_governance_value(
+            tx, node::kServiceMap, node::kServiceKey, {{"cert", "pem"}, {"status", from}}));
+        COFFER_RETURN_IF_ERROR(store.commit(std::move(tx)).status());
+    }
+    kv::Transaction tx = store.begin();
+    TxGovernanceHost host(tx, "01");
+    COFFER_RETURN_IF_ERROR(host.effect("open_service", json::object()));
+    COFFER_RETURN_IF_ERROR(host.flush());
+    COFFER_RETURN_IF_ERROR(store.commit(std::move(tx)).status());
+    auto service = committed_value(store, node::kServiceMap, node::kServiceKey);
+    if (!service.has_value()) {
+        return error(Errc::kNotFound, "no service record");
+    }
+    return *service;
+}
+
+TEST(GovernanceHost, OpenServiceMovesANewOrRecoveredServiceOneStateOn) {
+    auto opened = open_service_from("opening");
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    EXPECT_EQ((*opened)["status"], "open");
+    EXPECT_EQ((*opened)["cert"], "pem");
+
+    auto recovered = open_service_from("recovering");
+    ASSERT_TRUE(recovered.ok()) << recovered.status().to_string();
+    EXPECT_EQ((*recovered)["status"], "waiting_for_recovery_shares");
+}
+
+TEST(GovernanceHost, OpenServiceRefusesAnOpenServiceOrOneWaitingForShares) {
+    auto again = open_service_from("open");
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), Errc::kFailedPrecondition);
+    EXPECT_EQ(again.status().message(), "the service is already open");
+
+    auto waiting = open_service_from("waiting_for_recovery_shares");
+    ASSERT_FALSE(waiting.ok());
+    EXPECT_EQ(waiting.status().code(), Errc::kFailedPrecondition);
+    EXPECT_EQ(waiting.status().message().rfind("the service is already waiting for recovery "
+                                               "shares",
+                                               0),
+              0u)
+        << waiting.status().message();
+
+    auto unknown = open_service_from("paused");
+    ASSERT_FALSE(unknown.ok());
+    EXPECT_EQ(unknown.status().code(), Errc::kCorrupt);
+}
+
+TEST(GovernanceHost, OpenServiceRefusalWritesNothing) {
     kv::Store store;
     seed(store);
     kv::Transaction tx = store.begin();
     TxGovernanceHost host(tx, "01");
     ASSERT_TRUE(host.effect("open_service", json::object()).ok());
+    // The buffered "waiting_for_recovery_shares" is what a second open in the same proposal
+    // sees: it is refused.
+    EXPECT_EQ(host.effect("open_service", json::object()).code(), Errc::kFailedPrecondition);
+    host.discard();
     ASSERT_TRUE(host.flush().ok());
-    ASSERT_TRUE(store.commit(std::move(tx)).ok());
-    auto service = committed_value(store, node::kServiceMap, node::kServiceKey);
-    ASSERT_TRUE(service.has_value());
-    EXPECT_EQ((*service)["status"], "open");
-    EXPECT_EQ((*service)["cert"], "pem");
+    EXPECT_FALSE(tx.has_writes());
 }
 
-TEST(GovernanceHost, EffectsTheNodeCannotDoYetSaySo) {
+TEST(GovernanceHost, UnknownEffectIsRefused) {
     kv::Store store;
     kv::Transaction tx = store.begin();
     TxGovernanceHost host(tx, "01");
-    for (const char* name : {"rekey_ledger", "set_signature_interval"}) {
-        Status s = host.effect(name, json::object());
-        EXPECT_EQ(s.code(), Errc::kUnsupported) << name;
-        EXPECT_EQ(s.message().rfind("not supported yet: " + std::string(name), 0), 0u)
-            << s.message();
-    }
     EXPECT_TRUE(host.effect("reissue_recovery_shares", json::object()).ok());
     EXPECT_EQ(host.effect("format_disk", json::object()).code(), Errc::kInvalidArgument);
+}
+
+// Nodes a (trusted, admitted), b (trusted, not admitted yet), c (pending), d (retired), all
+// with encryption keys; members m1..m3 with theirs.
+struct RekeyFixture {
+    std::map<std::string, crypto::X25519KeyPair> node_keys;
+    kv::Store store;
+
+    RekeyFixture() {
+        kv::Transaction tx = store.begin();
+        const std::vector<std::pair<std::string, json>> nodes = {
+            {"a", {{"status", "trusted"}, {"cert", "pem a"}}},
+            {"b", {{"status", "trusted"}}},
+            {"c", {{"status", "pending"}}},
+            {"d", {{"status", "retired"}, {"cert", "pem d"}}}};
+        for (auto [id, record] : nodes) {
+            node_keys[id] = crypto::x25519_generate();
+            record["encryption_public_key"] =
+                crypto::x25519_public_to_pem(node_keys[id].public_key).value();
+            EXPECT_TRUE(node::write_governance_value(tx, node::kNodesMap, id, record).ok());
+        }
+        for (char c : {'1', '2', '3'}) {
+            auto pem = crypto::x25519_public_to_pem(crypto::x25519_generate().public_key);
+            EXPECT_TRUE(
+                node::write_governance_value(
+                    tx, node::kMembersMap, std::string(64, c),
+                    {{"cert", "pem"}, {"encryption_public_key", pem.value()}, {"status", "active"}})
+                    .ok());
+        }
+        EXPECT_TRUE(store.commit(std::move(tx)).ok());
+    }
+
+    // The secret that the update written under `version` seals to `id`.
+    Result<std::optional<ledger::LedgerSecret>> open_copy(TxGovernanceHost& host,
+                                                          const std::string& version,
+                                                          const std::string& id) {
+        auto update = host.get(node::kLedgerSecretUpdatesMap, version);
+        if (!update.ok() || !update->has_value()) {
+            return error(Errc::kNotFound, "no update " + version);
+        }
+        kv::WriteSet ws;
+        ws.maps[std::string(node::kLedgerSecretUpdatesMap)][to_bytes(version)] =
+            to_bytes((*update)->dump());
+        return node::ledger_secret_from_write_set(ws, id, node_keys[id].private_key);
+    }
+};
+
+TEST(GovernanceHost, RekeySealsTheNextVersionToEveryTrustedNodeAndReissuesTheShares) {
+    RekeyFixture f;
+    const std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1),
+                                                       ledger::make_random_ledger_secret(2)};
+    kv::Transaction tx = f.store.begin();
+    TxGovernanceHost host(tx, "01", {}, &secrets);
+    ASSERT_TRUE(host.effect("set_recovery_threshold", {{"threshold", 2}}).ok());
+    auto before = host.get(gov::kRecoveryMap, gov::kRecoveryCurrentKey).value().value();
+
+    Status rekeyed = host.effect("rekey_ledger", json::object());
+    ASSERT_TRUE(rekeyed.ok()) << rekeyed.to_string();
+    auto a = f.open_copy(host, "3", "a");
+    auto b = f.open_copy(host, "3", "b");
+    ASSERT_TRUE(a.ok() && a->has_value()) << a.status().to_string();
+    ASSERT_TRUE(b.ok() && b->has_value()) << b.status().to_string();
+    EXPECT_EQ((*a)->version, 3u);
+    EXPECT_EQ((*a)->key, (*b)->key);
+    EXPECT_NE((*a)->key, secrets[1].key);
+    for (const char* outsider : {"c", "d"}) {
+        auto none = f.open_copy(host, "3", outsider);
+        ASSERT_TRUE(none.ok());
+        EXPECT_FALSE(none->has_value()) << outsider;
+    }
+
+    // New shares, same threshold, wrapping one more secret.
+    auto after = host.get(gov::kRecoveryMap, gov::kRecoveryCurrentKey).value().value();
+    EXPECT_NE(after["share_set"], before["share_set"]);
+    EXPECT_EQ(after["threshold"], 2);
+    auto before_info = gov::parse_recovery_value(before).value();
+    auto after_info = gov::parse_recovery_value(after).value();
+    EXPECT_GT(after_info.wrapped_ledger_secrets.size(), before_info.wrapped_ledger_secrets.size());
+
+    // A second rekey in the same transaction would reuse version 3: refused.
+    EXPECT_EQ(host.effect("rekey_ledger", json::object()).code(), Errc::kFailedPrecondition);
+    ASSERT_TRUE(host.flush().ok());
+    ASSERT_TRUE(f.store.commit(std::move(tx)).ok());
+    EXPECT_TRUE(committed_value(f.store, node::kLedgerSecretUpdatesMap, "3").has_value());
+}
+
+TEST(GovernanceHost, RekeyRefusesAnAdmittedNodeWithoutEncryptionKeyAndNeedsSecrets) {
+    RekeyFixture f;
+    const std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1)};
+    kv::Transaction tx = f.store.begin();
+    TxGovernanceHost host(tx, "01", {}, &secrets);
+    ASSERT_TRUE(host.put(node::kNodesMap, "e", {{"status", "trusted"}, {"cert", "pem e"}}).ok());
+    Status refused = host.effect("rekey_ledger", json::object());
+    EXPECT_EQ(refused.code(), Errc::kFailedPrecondition);
+    EXPECT_NE(refused.message().find("node e has no encryption_public_key"), std::string::npos)
+        << refused.message();
+    EXPECT_FALSE(host.get(node::kLedgerSecretUpdatesMap, "2").value().has_value());
+
+    TxGovernanceHost without_secrets(tx, "01");
+    EXPECT_EQ(without_secrets.effect("rekey_ledger", json::object()).code(),
+              Errc::kFailedPrecondition);
+}
+
+TEST(GovernanceHost, SetSignatureIntervalChecksItsArgumentsAndWritesTheConfig) {
+    kv::Store store;
+    kv::Transaction tx = store.begin();
+    TxGovernanceHost host(tx, "01");
+    for (const json& bad : {json::object(), json{{"tx_count", 0}, {"interval_ms", 10}},
+                            json{{"tx_count", 10}, {"interval_ms", 0}}, json{{"tx_count", 10}},
+                            json{{"tx_count", 1000001}, {"interval_ms", 10}},
+                            json{{"tx_count", 10}, {"interval_ms", 3600001}},
+                            json{{"tx_count", "10"}, {"interval_ms", 10}}}) {
+        EXPECT_EQ(host.effect("set_signature_interval", bad).code(), Errc::kInvalidArgument)
+            << bad.dump();
+    }
+    EXPECT_FALSE(host.get(node::kGovConfigMap, node::kSignatureSettingsKey).value().has_value());
+    ASSERT_TRUE(
+        host.effect("set_signature_interval", {{"tx_count", 5}, {"interval_ms", 250}}).ok());
+    ASSERT_TRUE(host.flush().ok());
+    ASSERT_TRUE(store.commit(std::move(tx)).ok());
+    auto stored = committed_value(store, node::kGovConfigMap, node::kSignatureSettingsKey);
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(*stored, (json{{"interval_entries", 5}, {"interval_ms", 250}}));
+}
+
+TEST(GovernanceHost, ActionsCannotWriteRekeyUpdatesOrServiceSettingsDirectly) {
+    kv::Store store;
+    kv::Transaction tx = store.begin();
+    TxGovernanceHost host(tx, "01");
+    EXPECT_EQ(host.put(node::kLedgerSecretUpdatesMap, "2", {{"version", 2}}).code(),
+              Errc::kPermissionDenied);
+    EXPECT_EQ(host.put(node::kGovConfigMap, node::kSignatureSettingsKey, {{"x", 1}}).code(),
+              Errc::kPermissionDenied);
 }
 
 TEST(GovernanceHost, ConfigurationEffectNeedsTrustedNodesAndWritesTheAdmittedVoters) {

@@ -96,6 +96,16 @@ TEST(RaftStorage, EntryKindsComeFromTheLedgerEntry) {
     ASSERT_TRUE(sig.ok());
     EXPECT_EQ(sig->kind, consensus::EntryKind::kSignature);
 
+    // On a recovered service the lost network's configurations no longer count: at or below
+    // the recovery base they are plain data entries.
+    auto historic = raft_entry_of(f.ledger->entry_bytes(2).value(), 2);
+    ASSERT_TRUE(historic.ok());
+    EXPECT_EQ(historic->kind, consensus::EntryKind::kData);
+    EXPECT_EQ(raft_entry_of(f.ledger->entry_bytes(2).value(), 1)->kind,
+              consensus::EntryKind::kConfiguration);
+    EXPECT_EQ(raft_entry_of(f.ledger->entry_bytes(3).value(), 3)->kind,
+              consensus::EntryKind::kSignature);
+
     EXPECT_FALSE(configuration_of_entry(data->payload).ok());
     Bytes cut = data->payload;
     cut.resize(cut.size() / 2);
@@ -131,6 +141,10 @@ TEST(RaftStorage, StateFileRoundTripsAndRefusesDamage) {
     ASSERT_TRUE(back.ok()) << back.status().to_string();
     EXPECT_EQ(back->hard_state, state.hard_state);
     EXPECT_EQ(back->bootstrap, state.bootstrap);
+    EXPECT_EQ(back->recovery_base, 0u);
+    state.recovery_base = 4242;
+    ASSERT_TRUE(write_raft_state(dir.str(), state).ok());
+    EXPECT_EQ(read_raft_state(dir.str())->recovery_base, 4242u);
 
     std::string path = dir.str() + "/" + std::string(kRaftStateFileName);
     for (const char* bad :
@@ -138,7 +152,9 @@ TEST(RaftStorage, StateFileRoundTripsAndRefusesDamage) {
           "{\"version\": 1, \"term\": -1, \"voted_for\": null, \"bootstrap\": []}",
           "{\"version\": 1, \"term\": 1, \"voted_for\": 3, \"bootstrap\": []}",
           "{\"version\": 1, \"term\": 1, \"voted_for\": null, \"bootstrap\": [\"b\", \"a\", "
-          "\"a\"]}"}) {
+          "\"a\"]}",
+          "{\"version\": 1, \"term\": 1, \"voted_for\": null, \"bootstrap\": [], "
+          "\"recovery_base\": -3}"}) {
         ASSERT_TRUE(write_file_atomic(path, bad, 0644).ok());
         EXPECT_EQ(read_raft_state(dir.str()).status().code(), Errc::kCorrupt) << bad;
     }
@@ -176,7 +192,7 @@ TEST(LedgerLogStore, FollowerAppendsVerifyTheBytesAndTheirKind) {
     kv::Store store;
     ASSERT_TRUE(secrets.add(ledger::make_random_ledger_secret(1)).ok());
     auto follower = ledger::Ledger::open(fs, options, store, secrets).value();
-    LedgerLogStore log(*follower, dir.str(), config_of({"x"}));
+    LedgerLogStore log(*follower, dir.str(), config_of({"x"}), 0);
 
     consensus::Entry first = raft_entry_of(leader.ledger->entry_bytes(1).value()).value();
     consensus::Entry wrong_kind = first;

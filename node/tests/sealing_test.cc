@@ -15,7 +15,7 @@ NodeSecrets make_secrets() {
     auto node = make_node_identity(*service, {"127.0.0.1"}, now, 3600);
     EXPECT_TRUE(node.ok());
     std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1)};
-    return NodeSecrets{*service, *node, secrets};
+    return NodeSecrets{*service, *node, secrets, {}};
 }
 
 TEST(Sealing, UnsealGivesBackEverySecret) {
@@ -30,6 +30,22 @@ TEST(Sealing, UnsealGivesBackEverySecret) {
     EXPECT_EQ(opened->node.key.public_key(), secrets.node.key.public_key());
     ASSERT_EQ(opened->ledger_secrets.size(), 1u);
     EXPECT_EQ(opened->ledger_secrets[0].key, secrets.ledger_secrets[0].key);
+}
+
+TEST(Sealing, EncryptionKeyRoundTripsAndAFileWithoutOneStillUnseals) {
+    NodeSecrets secrets = make_secrets();
+    secrets.encryption = crypto::x25519_generate();
+    Bytes key = crypto::random_bytes(kSealingKeySize);
+    auto opened = unseal_secrets(seal_secrets(secrets, key).value(), key);
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    EXPECT_EQ(opened->encryption.private_key, secrets.encryption.private_key);
+    EXPECT_EQ(opened->encryption.public_key, secrets.encryption.public_key);
+
+    // Files sealed before nodes had an encryption key carry no encryption_key member.
+    NodeSecrets older = make_secrets();
+    auto old_opened = unseal_secrets(seal_secrets(older, key).value(), key);
+    ASSERT_TRUE(old_opened.ok()) << old_opened.status().to_string();
+    EXPECT_TRUE(old_opened->encryption.private_key.empty());
 }
 
 TEST(Sealing, SealedFileHoldsNoKeyInClear) {
