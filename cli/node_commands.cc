@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -39,8 +40,10 @@ sigset_t block_stop_signals() {
     return set;
 }
 
-// Waits for a stop signal or a node failure. Returns the exit code.
-int wait_until_stopped(node::Node& node, const sigset_t& signals) {
+// Waits for a stop signal, a node failure, or `done()` to turn true (checked at every poll).
+// Returns the exit code after a stop or failure, nullopt once done.
+std::optional<int> wait_for_stop_or(node::Node& node, const sigset_t& signals,
+                                    const std::function<bool()>& done) {
     while (true) {
         timespec timeout{0, kFailurePollNs};
         int sig = sigtimedwait(&signals, nullptr, &timeout);
@@ -57,7 +60,15 @@ int wait_until_stopped(node::Node& node, const sigset_t& signals) {
             std::cerr << "error: node failed: " << failed.message() << "\n";
             return 1;
         }
+        if (done()) {
+            return std::nullopt;
+        }
     }
+}
+
+// Waits for a stop signal or a node failure. Returns the exit code.
+int wait_until_stopped(node::Node& node, const sigset_t& signals) {
+    return *wait_for_stop_or(node, signals, [] { return false; });
 }
 
 // Serves `node` with the default applications. Returns the exit code on failure.
@@ -108,29 +119,6 @@ int start_node(const std::string& config_path, bool join) {
     return wait_until_stopped(**node, signals);
 }
 
-// Waits for a stop signal, a node failure, or the recovering node's k-th share. Returns the
-// exit code, or nullopt once the ledger secrets are recovered.
-std::optional<int> wait_for_recovery_secrets(node::Node& node, const sigset_t& signals) {
-    while (true) {
-        timespec timeout{0, kFailurePollNs};
-        int sig = sigtimedwait(&signals, nullptr, &timeout);
-        if (sig > 0) {
-            spdlog::info("node.stopping signal={} recovery=unfinished", sig);
-            node.stop();
-            return node.failure().ok() ? 0 : 1;
-        }
-        Status failed = node.failure();
-        if (!failed.ok()) {
-            node.stop();
-            std::cerr << "error: node failed: " << failed.message() << "\n";
-            return 1;
-        }
-        if (node.wait_recovery_secrets(0)) {
-            return std::nullopt;
-        }
-    }
-}
-
 // `coffer node recover`: the two phases of docs/recovery.md, "Recovering a service", in one
 // process. The node serves governance while it collects shares; with k of them it stops,
 // reopens over the same folder with every ledger secret (a full replay, private parts
@@ -156,7 +144,10 @@ int recover_node(const std::string& config_path, const std::string& ledger_dir) 
     }
     std::cerr << "recovering: the public state is replayed; members accept it with a "
                  "transition_service_to_open proposal, then submit their recovery shares\n";
-    if (auto stopped = wait_for_recovery_secrets(**recovering, signals); stopped.has_value()) {
+    node::Node& waiting = **recovering;
+    if (auto stopped =
+            wait_for_stop_or(waiting, signals, [&] { return waiting.wait_recovery_secrets(0); });
+        stopped.has_value()) {
         return *stopped;
     }
     auto secrets = (*recovering)->recovered_secrets();

@@ -35,10 +35,10 @@ phase build-release cmake --build build/release -j "$jobs"
 phase test-release run_ctest build/release
 # What the long tests report on success (ctest keeps it only in its log): the simulator's seed
 # and fault counts, the real-process fault test's failovers and history check, and the
-# clean-room scenarios' figures.
+# clean-room scenarios' figures, and what disaster recovery brought back.
 summarise_release() {
   local log=build/release/Testing/Temporary/LastTest.log
-  grep -h -E '^(consensus sim:|ReplicationTest seed=|failover ms:|ops [0-9]+:|lincheck:|ledgers identical|aml figures:|hospital figures:)' \
+  grep -h -E '^(consensus sim:|ReplicationTest seed=|failover ms:|ops [0-9]+:|lincheck:|ledgers identical|aml figures:|hospital figures:|disaster recovery:)' \
     "$log" || echo "(no summary lines found in $log)"
 }
 phase summary-release summarise_release

@@ -190,8 +190,9 @@ class GovernanceTest : public ::testing::Test {
         if (c == nullptr) {
             return {};
         }
+        // Answered once committed, so that a read right after it finds the message.
         auto r = c->request("POST", "/app/log/private", R"({"id": 7, "msg": "hello"})",
-                            {{"content-type", "application/json"}});
+                            {{"content-type", "application/json"}, {"x-coffer-wait-ms", "5000"}});
         if (!r.ok()) {
             return {};
         }

@@ -394,6 +394,9 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
         ASSERT_EQ(r->status, 200) << w.map << " " << w.id << ": " << r->body;
         EXPECT_EQ(json::parse(r->body).value("msg", ""), w.msg);
     }
+    std::cout << "disaster recovery: " << written.size() << " of " << written.size()
+              << " writes (before and after a rekey) read back after all 3 nodes were killed, "
+              << "from node " << source << "'s ledger with 2 of 3 shares\n";
     auto after = user->request("POST", "/app/log/private",
                                json{{"id", 999}, {"msg", "after recovery"}}.dump(),
                                {{"x-coffer-wait-ms", "5000"}});
