@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +40,10 @@ constexpr int kExitRefused = 1;
 constexpr int kExitUsage = 2;
 // Upload sessions started for one `upload` command (the first one and restarts).
 constexpr int kMaxUploadAttempts = 3;
+// After a lost session, how often and how long apart the client tries to reach a node again:
+// while the network elects a new leader, a node may refuse or reset connections for a moment.
+constexpr int kMaxReconnectTries = 40;
+constexpr int kReconnectPauseMs = 250;
 
 // Options shared by every subcommand (given before or after the subcommand's name).
 struct CommonArgs {
@@ -400,6 +406,19 @@ Result<ApiAnswer> upload_once(CleanroomSession& session, ByteSpan key, const std
     return committed;
 }
 
+// Reconnects to any node of the service, trying again for a while (kMaxReconnectTries).
+Status reconnect_patiently(CleanroomSession& session) {
+    Status last;
+    for (int i = 0; i < kMaxReconnectTries; ++i) {
+        last = session.reconnect();
+        if (last.ok()) {
+            return last;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(kReconnectPauseMs));
+    }
+    return last.with_context("no node of the service answers: ");
+}
+
 // Upload sessions live in the leader's memory: a leader change loses them, and the client
 // starts again (docs/cleanroom.md), at most kMaxUploadAttempts times in all. A commit whose
 // outcome is unknown is never repeated, since it may have stored the rows.
@@ -421,7 +440,7 @@ Result<ApiAnswer> upload_with_restarts(CleanroomSession& session, ByteSpan key,
         std::cerr << "upload interrupted (" << committed.status().message()
                   << "); starting again, attempt " << attempt + 1 << " of " << kMaxUploadAttempts
                   << std::endl;
-        COFFER_RETURN_IF_ERROR(session.reconnect());
+        COFFER_RETURN_IF_ERROR(reconnect_patiently(session));
     }
 }
 
