@@ -139,6 +139,12 @@ Result<json> Node::admit_node(const std::string& client_cert_der, const json& re
     if (!is_leader()) {
         return error(Errc::kFailedPrecondition, "not leader");
     }
+    if (public_only_) {
+        // This node holds no ledger secret of the lost network yet: a joiner could not read
+        // the ledger it would replicate. It asks again until the service is recovered.
+        return error(Errc::kFailedPrecondition,
+                     "the service is being recovered: nodes join once its ledger secrets are back");
+    }
     COFFER_ASSIGN_OR_RETURN(JoinClaims joining, check_join_request(client_cert_der, request));
     const std::string& joiner = joining.node_id;
     std::optional<json> record;
