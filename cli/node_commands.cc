@@ -13,10 +13,15 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "apps/apps.h"
 #include "cli/commands.h"
 #include "common/log.h"
+#include "ledger/file_system.h"
+#include "ledger/verify.h"
 #include "node/config.h"
 #include "node/node.h"
 
@@ -24,6 +29,8 @@ namespace coffer::cli {
 
 namespace {
 
+// The most --ledger folders `node recover` compares.
+constexpr int kMaxLedgerFolders = 64;
 // How often the waiting main thread checks whether the node failed.
 constexpr long kFailurePollNs = 200L * 1000 * 1000;
 
@@ -123,7 +130,40 @@ int start_node(const std::string& config_path, bool join) {
 // process. The node serves governance while it collects shares; with k of them it stops,
 // reopens over the same folder with every ledger secret (a full replay, private parts
 // included), opens the service and serves on the same ports.
-int recover_node(const std::string& config_path, const std::string& ledger_dir) {
+// The folder to recover from among the lost nodes' ledger folders: the one whose last
+// signature entry comes last in (view, seqno) order. Raft elects only a node whose log is at
+// least that far along, so it holds every committed entry. Folders that do not verify are
+// skipped with a message. Errors: kInvalidArgument when none verifies.
+Result<std::string> choose_ledger_folder(const std::vector<std::string>& folders) {
+    if (folders.size() == 1) {
+        return folders.front();
+    }
+    ledger::PosixFileSystem fs;
+    std::optional<std::pair<kv::TxId, std::string>> best;
+    for (const std::string& folder : folders) {
+        auto summary = ledger::verify_ledger_directory(fs, folder, std::nullopt);
+        if (!summary.ok() || !summary->last_signed.has_value()) {
+            std::cerr << "skipping " << folder << ": "
+                      << (summary.ok() ? std::string("no signed entry")
+                                       : summary.status().message())
+                      << "\n";
+            continue;
+        }
+        kv::TxId last = *summary->last_signed;
+        std::cerr << folder << ": last signed transaction " << last.to_string() << "\n";
+        if (!best.has_value() ||
+            std::pair(last.view, last.seqno) > std::pair(best->first.view, best->first.seqno)) {
+            best.emplace(last, folder);
+        }
+    }
+    if (!best.has_value()) {
+        return error(Errc::kInvalidArgument, "no ledger folder given verifies");
+    }
+    std::cerr << "recovering from " << best->second << "\n";
+    return best->second;
+}
+
+int recover_node(const std::string& config_path, const std::vector<std::string>& folders) {
     auto config = node::load_config(config_path);
     if (!config.ok()) {
         std::cerr << "error: " << config.status().message() << "\n";
@@ -133,7 +173,12 @@ int recover_node(const std::string& config_path, const std::string& ledger_dir) 
     signal(SIGPIPE, SIG_IGN);
     sigset_t signals = block_stop_signals();
 
-    auto recovering = node::Node::open_for_recovery(*config, ledger_dir);
+    auto ledger_dir = choose_ledger_folder(folders);
+    if (!ledger_dir.ok()) {
+        std::cerr << "error: " << ledger_dir.status().message() << "\n";
+        return 1;
+    }
+    auto recovering = node::Node::open_for_recovery(*config, *ledger_dir);
     if (!recovering.ok()) {
         spdlog::error("node.recovery_failed error={}", recovering.status().to_string());
         std::cerr << "error: " << recovering.status().message() << "\n";
@@ -207,14 +252,15 @@ void add_node_commands(CLI::App& app, int& exit_code) {
         "replays the public part, waits for the members' proposal and recovery shares, then "
         "replays the private part, opens the service and runs until SIGTERM or SIGINT");
     auto recover_config = std::make_shared<std::string>();
-    auto recover_ledger = std::make_shared<std::string>();
+    auto recover_ledger = std::make_shared<std::vector<std::string>>();
     recover->add_option("--config", *recover_config, "node configuration for the new node")
         ->required();
     recover
         ->add_option("--ledger", *recover_ledger,
-                     "ledger folder of a node of the lost network (read only; choose the "
-                     "node with the most entries)")
-        ->required();
+                     "ledger folder of a node of the lost network (only read); give it once "
+                     "per surviving node and the most advanced one is used")
+        ->required()
+        ->expected(1, kMaxLedgerFolders);
     recover->callback([&exit_code, recover_config, recover_ledger] {
         exit_code = recover_node(*recover_config, *recover_ledger);
     });

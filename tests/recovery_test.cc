@@ -9,12 +9,13 @@
 // part: every committed write reads back, and the service takes new writes. Field cases GOV-2
 // (bogus, duplicate and interrupted shares) and LED-2 (a torn last entry) are covered here.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -43,17 +44,6 @@ struct Written {
     std::string msg;
 };
 
-uint64_t folder_bytes(const std::string& dir) {
-    uint64_t total = 0;
-    for (const std::string& file : files_under(dir)) {
-        struct stat st {};
-        if (::stat(file.c_str(), &st) == 0) {
-            total += static_cast<uint64_t>(st.st_size);
-        }
-    }
-    return total;
-}
-
 // The recovering node: `coffer node recover` in the background.
 class RecoveringNode {
   public:
@@ -68,10 +58,14 @@ class RecoveringNode {
         }
     }
 
-    // Starts it and waits for its ports file. False with the log tail in `why`.
-    bool start(const std::string& ledger_dir, std::string& why) {
-        pid_ = spawn_coffer({"node", "recover", "--config", config_path_, "--ledger", ledger_dir},
-                            log_path_);
+    // Starts it on one or more ledger folders and waits for its ports file. False with the
+    // log tail in `why`.
+    bool start(const std::vector<std::string>& ledger_dirs, std::string& why) {
+        std::vector<std::string> args = {"node", "recover", "--config", config_path_};
+        for (const std::string& dir : ledger_dirs) {
+            args.insert(args.end(), {"--ledger", dir});
+        }
+        pid_ = spawn_coffer(args, log_path_);
         auto deadline =
             std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
         while (std::chrono::steady_clock::now() < deadline) {
@@ -268,16 +262,16 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
     EXPECT_EQ(restart.exit_code, 1) << restart.output;
     EXPECT_NE(restart.output.find("coffer node recover"), std::string::npos) << restart.output;
 
-    // Recover from the folder with the most entries: it holds every committed one.
-    int source = 0;
-    for (int i = 1; i < network_.size(); ++i) {
-        if (folder_bytes(network_.node(i).data_dir() + "/ledger") >
-            folder_bytes(network_.node(source).data_dir() + "/ledger")) {
-            source = i;
-        }
+    // Every node's ledger folder is given: the recovery takes the most advanced one, which
+    // holds every committed entry.
+    std::vector<std::string> folders;
+    for (int i = 0; i < network_.size(); ++i) {
+        folders.push_back(network_.node(i).data_dir() + "/ledger");
     }
-    std::string ledger_dir = network_.node(source).data_dir() + "/ledger";
-    std::vector<std::string> ledger_before = files_under(ledger_dir);
+    std::map<std::string, std::vector<std::string>> folders_before;
+    for (const std::string& folder : folders) {
+        folders_before[folder] = files_under(folder);
+    }
     std::string recovered_dir = dir_.path() + "/recovered";
     std::filesystem::create_directories(recovered_dir);
     std::string config_path = recovered_dir + "/config.json";
@@ -286,7 +280,29 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
         make_config(recovered_dir, members_[0], {}, {{"local_sealing", false}}).dump(2));
     recovering_ = std::make_unique<RecoveringNode>(config_path, recovered_dir + "/data",
                                                    recovered_dir + "/node.log");
-    ASSERT_TRUE(recovering_->start(ledger_dir, why)) << why;
+    ASSERT_TRUE(recovering_->start(folders, why)) << why;
+    std::string log = recovering_->log();
+    size_t chosen_at = log.find("recovering from ");
+    ASSERT_NE(chosen_at, std::string::npos) << log;
+    std::string chosen = log.substr(chosen_at + 16, log.find('\n', chosen_at) - chosen_at - 16);
+    int source =
+        static_cast<int>(std::find(folders.begin(), folders.end(), chosen) - folders.begin());
+    ASSERT_LT(source, network_.size()) << chosen;
+    // No folder's last signature comes after the chosen one's (`coffer ledger verify`).
+    auto last_signed = [](const std::string& folder) {
+        std::string out = run_coffer({"ledger", "verify", folder}).output;
+        size_t at = out.find("last signed transaction ");
+        std::string id =
+            at == std::string::npos ? "" : out.substr(at + 24, out.find(',', at) - at - 24);
+        size_t dot = id.find('.');
+        return dot == std::string::npos
+                   ? std::pair<uint64_t, uint64_t>(0, 0)
+                   : std::pair<uint64_t, uint64_t>(std::stoull(id.substr(0, dot)),
+                                                   std::stoull(id.substr(dot + 1)));
+    };
+    for (const std::string& folder : folders) {
+        EXPECT_LE(last_signed(folder), last_signed(chosen)) << folder << " is further along";
+    }
 
     // A new identity that names, and endorses, the old one.
     json state = recovering_->recovery();
@@ -454,8 +470,10 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
     std::string new_share_set = share_set_of(*recovering_, members_[0]);
     EXPECT_FALSE(new_share_set.empty());
     EXPECT_NE(new_share_set, old_share_set);
-    // The source folder was only read.
-    EXPECT_EQ(files_under(ledger_dir), ledger_before);
+    // The folders given were only read.
+    for (const std::string& folder : folders) {
+        EXPECT_EQ(files_under(folder), folders_before[folder]) << folder;
+    }
     uint64_t recovered_seqno = recovering_->recovery().value("recovered_seqno", uint64_t{0});
     EXPECT_GT(recovered_seqno, 0u);
     EXPECT_EQ(recovering_->terminate(), 0);
@@ -522,7 +540,7 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
         recovering_ = std::make_unique<RecoveringNode>(folder + "/config.json", folder + "/data",
                                                        folder + "/node.log");
         std::string failed;
-        EXPECT_TRUE(recovering_->start(ledger_dir, failed)) << failed;
+        EXPECT_TRUE(recovering_->start({ledger_dir}, failed)) << failed;
         EXPECT_TRUE(pass_proposal(
             recovering_->port(), recovering_->cert_path(), members_,
             json::array({{{"name", "transition_service_to_open"}, {"args", json::object()}}}),
@@ -573,7 +591,7 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
         write_text_file(attempt + "/config.json", make_config(attempt, members_[0], {}).dump(2));
         RecoveringNode failed_attempt(attempt + "/config.json", attempt + "/data",
                                       attempt + "/node.log");
-        ASSERT_TRUE(failed_attempt.start(network_.node(0).data_dir() + "/ledger", why)) << why;
+        ASSERT_TRUE(failed_attempt.start({network_.node(0).data_dir() + "/ledger"}, why)) << why;
         EXPECT_EQ(failed_attempt.recovery().value("service_status", ""), "recovering");
     }  // SIGKILLed here
     std::string second = recover("second", dir_.path() + "/attempt/data/ledger", first_cert_path);
