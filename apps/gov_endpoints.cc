@@ -666,15 +666,17 @@ Status finish_recovery(node::Node& node) {
                                                         service.value("status", "") +
                                                         "\", not waiting for recovery shares");
         }
+        // Open first: share issuance is refused while the service recovers.
+        service["status"] = std::string(node::kServiceStatusOpen);
+        COFFER_RETURN_IF_ERROR(
+            node::write_governance_value(tx, node::kServiceMap, node::kServiceKey, service));
         // The recovered secrets and the fresh one go to the members in a new share set: the
         // shares just used stop counting.
         std::vector<ledger::LedgerSecret> secrets = node.ledger_secrets();
         TxGovernanceHost host(tx, "recovery", node.replication_status().configuration.voters,
                               &secrets);
         COFFER_RETURN_IF_ERROR(host.effect(kEffectReissueRecoveryShares, json::object()));
-        COFFER_RETURN_IF_ERROR(host.flush());
-        service["status"] = std::string(node::kServiceStatusOpen);
-        return node::write_governance_value(tx, node::kServiceMap, node::kServiceKey, service);
+        return host.flush();
     });
     COFFER_RETURN_IF_ERROR(committed.status());
     COFFER_RETURN_IF_ERROR(node.wait_committed(committed->id.seqno, node::kStartupTimeoutMs));

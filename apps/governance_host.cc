@@ -121,6 +121,10 @@ Result<std::vector<std::string>> TxGovernanceHost::keys(std::string_view map) {
 }
 
 Status TxGovernanceHost::effect(std::string_view name, const json& args) {
+    if (name == kEffectReissueRecoveryShares || name == kEffectRekeyLedger ||
+        name == kEffectSetRecoveryThreshold) {
+        COFFER_RETURN_IF_ERROR(refuse_while_recovering(name));
+    }
     if (name == kEffectSetConstitution) {
         return set_constitution(args);
     }
@@ -150,6 +154,22 @@ Status TxGovernanceHost::effect(std::string_view name, const json& args) {
         return issue_recovery_shares(static_cast<size_t>(k->get<int64_t>()), ledger_secrets_);
     }
     return error(Errc::kInvalidArgument, "unknown effect " + std::string(name));
+}
+
+// While a service is recovered, the recovery value in the ledger is the one the members'
+// shares belong to, and the node holds no ledger secret to wrap: new shares or a rekey must
+// wait until the service is open again (docs/recovery.md).
+Status TxGovernanceHost::refuse_while_recovering(std::string_view effect) {
+    COFFER_ASSIGN_OR_RETURN(auto service, get(node::kServiceMap, node::kServiceKey));
+    std::string status = service.has_value() ? service->value("status", "") : "";
+    if (status == node::kServiceStatusRecovering ||
+        status == node::kServiceStatusWaitingForShares) {
+        return error(Errc::kFailedPrecondition,
+                     std::string(effect) + " is refused while the service is \"" + status +
+                         "\": the members' recovery shares must stay as they are until the "
+                         "service is open again");
+    }
+    return Status();
 }
 
 Status TxGovernanceHost::set_constitution(const json& args) {

@@ -102,6 +102,7 @@ class TxGovernanceHost final : public gov::GovernanceHost {
                   bool internal);
     Status set_constitution(const nlohmann::json& args);
     Status open_service();
+    Status refuse_while_recovering(std::string_view effect);
     Status update_raft_configuration(const nlohmann::json& args);
     Status issue_recovery_shares(std::optional<size_t> threshold,
                                  const std::vector<ledger::LedgerSecret>* secrets);

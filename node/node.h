@@ -180,10 +180,12 @@ class Node {
     // caller checked the member's signed request and that the service waits for shares. A
     // member resubmitting the same share changes nothing. With the k-th share the ledger
     // secrets are rebuilt (wait_recovery_secrets then returns true).
-    // Errors: kFailedPrecondition (not recovering); the ShareCollector's (malformed share,
-    // "share from another share set", "share N is forged or corrupted", duplicate point);
-    // kConflict (this member already submitted another share); kCrypto when k shares do not
-    // open the wrapped secrets (every share is then discarded).
+    // Errors: kFailedPrecondition (not recovering); kInvalidArgument (a malformed share, "share
+    // from another share set"); kCrypto "share N is forged or corrupted"; kConflict (a point
+    // already received, or this member already submitted another share); kCrypto when k
+    // shares do not open the wrapped secrets (every share is then discarded). A share the
+    // node accepted counts even if the caller's transaction then fails: submitting the same
+    // share again returns the progress and changes nothing.
     Result<RecoveryProgress> submit_recovery_share(const std::string& member_fingerprint,
                                                    ByteSpan share);
     RecoveryProgress recovery_progress() const;

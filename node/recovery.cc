@@ -321,6 +321,10 @@ Result<RecoveryProgress> Node::submit_recovery_share(const std::string& member_f
             }
         } else {
             Status submitted = collector_->submit(share);
+            if (submitted.code() == Errc::kFailedPrecondition) {
+                // "share from another share set": the share is wrong, the node is not.
+                submitted = error(Errc::kInvalidArgument, submitted.message());
+            }
             if (!submitted.ok()) {
                 spdlog::warn("node.recovery_share_refused member={} reason={}", member_fingerprint,
                              submitted.message());
