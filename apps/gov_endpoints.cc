@@ -413,6 +413,11 @@ Status submit_recovery_share(GovCall& call, kv::Transaction& tx) {
                            "a recovery_share payload is {\"share\": \"<base64 share>\"}");
     }
     COFFER_ASSIGN_OR_RETURN(std::string status, service_status(tx));
+    if (status == node::kServiceStatusOpen || status == node::kServiceStatusOpening) {
+        return call.refuse(
+            409, "not_waiting_for_shares",
+            "the service is \"" + status + "\": no recovery is in progress, so no share is needed");
+    }
     if (status != node::kServiceStatusWaitingForShares) {
         return call.refuse(409, "not_waiting_for_shares",
                            "the service is \"" + status +
@@ -435,12 +440,14 @@ Status submit_recovery_share(GovCall& call, kv::Transaction& tx) {
     call.answer = {{"received", progress->received},
                    {"threshold", progress->threshold},
                    {"secrets_recovered", progress->secrets_recovered}};
+    std::string counted =
+        progress->already_counted ? "this member's share was already counted; " : "";
     call.answer["message"] =
         progress->secrets_recovered
             ? "the ledger secrets are recovered: the node replays the private part of the "
               "ledger and opens the service (watch GET /gov/recovery)"
-            : std::to_string(progress->received) + " of " + std::to_string(progress->threshold) +
-                  " shares received";
+            : counted + std::to_string(progress->received) + " of " +
+                  std::to_string(progress->threshold) + " shares received";
     return Status();
 }
 
@@ -575,11 +582,20 @@ net::HttpResponse show_recovery_share(node::Node& node, const net::HttpRequest& 
     }
     auto recovery = read_required(*tx, gov::kRecoveryMap, gov::kRecoveryCurrentKey);
     if (!recovery.ok()) {
-        return read_error(recovery.status());
+        return read_error(recovery.status().code() == Errc::kNotFound
+                              ? error(Errc::kNotFound,
+                                      "no recovery shares were issued yet (a "
+                                      "set_recovery_threshold proposal issues them)")
+                              : recovery.status());
     }
     auto share = read_required(*tx, gov::kRecoverySharesMap, member->second);
     if (!share.ok()) {
-        return read_error(share.status());
+        return read_error(
+            share.status().code() == Errc::kNotFound
+                ? error(Errc::kNotFound, "no recovery share for " + member->second +
+                                             ": it was not an active member with an encryption "
+                                             "key when the shares were last issued")
+                : share.status());
     }
     return net::HttpResponse::json(200, {{"recovery", *recovery}, {"share", *share}});
 }
@@ -595,6 +611,17 @@ net::HttpResponse show_recovery(node::Node& node) {
         return read_error(service.status());
     }
     node::RecoveryProgress p = node.recovery_progress();
+    if (p.threshold == 0) {
+        // Before the first share the node has not read k yet: the recovery value has it.
+        auto recovery =
+            node::read_governance_value(*tx, gov::kRecoveryMap, gov::kRecoveryCurrentKey);
+        if (recovery.ok() && recovery->has_value()) {
+            auto info = gov::parse_recovery_value(**recovery);
+            if (info.ok()) {
+                p.threshold = info->threshold;
+            }
+        }
+    }
     json answer = {
         {"service_status", service->value("status", "")},
         {"service_fingerprint", service->value("fingerprint", "")},

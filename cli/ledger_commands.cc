@@ -4,6 +4,8 @@
 #include <iostream>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "crypto/x509.h"
 #include "ledger/file_system.h"
@@ -71,8 +73,41 @@ struct VerifiedLedger {
     ledger::VerifySummary summary;
 };
 
+// The recovered_seqno of the service record whose certificate is `cert`, when the ledger in
+// `dir` belongs to a recovered service (docs/recovery.md): read from the public writes, with
+// every entry checked but no service certificate, since that is what is being found out.
+std::optional<uint64_t> recovered_seqno_of(const std::string& dir,
+                                           const crypto::Certificate& cert) {
+    constexpr std::string_view kServiceMap = "public:coffer.gov.service";
+    std::string fingerprint = cert.fingerprint_sha256_hex();
+    std::optional<uint64_t> found;
+    ledger::PosixFileSystem fs;
+    Status scanned = ledger::for_each_ledger_entry(
+        fs, dir, 1, std::nullopt, [&](const ledger::LedgerEntryInfo& e) -> Status {
+            auto map = e.public_write_set.maps.find(std::string(kServiceMap));
+            if (map == e.public_write_set.maps.end()) {
+                return Status();
+            }
+            for (const auto& [key, value] : map->second) {
+                if (!value.has_value()) {
+                    continue;
+                }
+                auto record = nlohmann::json::parse(to_string(*value), nullptr, false);
+                if (record.is_object() && record.value("fingerprint", "") == fingerprint &&
+                    record.contains("recovered_seqno") &&
+                    record["recovered_seqno"].is_number_unsigned()) {
+                    found = record["recovered_seqno"].get<uint64_t>();
+                }
+            }
+            return Status();
+        });
+    return scanned.ok() ? found : std::nullopt;
+}
+
+// `recovered_seqno` (0: none given) is set when the ledger turns out to be a recovered
+// service's whose record names it.
 std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::string& cert_path,
-                                            uint64_t recovered_seqno, int& exit_code) {
+                                            uint64_t& recovered_seqno, int& exit_code) {
     auto cert = load_optional_cert(cert_path);
     if (!cert.ok()) {
         std::cerr << "error: " << cert.status().message() << "\n";
@@ -87,6 +122,16 @@ std::optional<VerifiedLedger> verify_inputs(const std::string& dir, const std::s
     }
     ledger::PosixFileSystem fs;
     auto summary = ledger::verify_ledger_directory(fs, dir, *cert, recovered_seqno);
+    if (!summary.ok() && summary.status().code() == Errc::kCrypto && cert->has_value() &&
+        recovered_seqno == 0) {
+        // Perhaps a recovered service: its ledger begins with an earlier identity's entries.
+        if (auto found = recovered_seqno_of(dir, **cert); found.has_value()) {
+            recovered_seqno = *found;
+            std::cout << "a recovered service: its record names recovered_seqno " << recovered_seqno
+                      << " (see --recovered-seqno)\n";
+            summary = ledger::verify_ledger_directory(fs, dir, *cert, recovered_seqno);
+        }
+    }
     if (!summary.ok()) {
         std::cerr << "ledger verification failed: " << summary.status().message() << "\n";
         exit_code = summary.status().code() == Errc::kNotFound ? 2 : 1;

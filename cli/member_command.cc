@@ -155,6 +155,11 @@ Result<Bytes> sign(const Session& s, const std::string& type,
 int report(const Result<net::HttpResponse>& r) {
     if (!r.ok()) {
         std::cerr << "error: " << r.status().message() << "\n";
+        if (r.status().message().find("server certificate refused") != std::string::npos) {
+            std::cerr << "hint: the node does not present the certificate given by "
+                         "--service-cert; a recovered service has a new one (the recovering "
+                         "node's DATA_DIR/service_cert.pem, docs/recovery.md)\n";
+        }
         return 1;
     }
     json body = json::parse(r->body, nullptr, false);
@@ -240,8 +245,13 @@ Status check_recovers_pinned_service(const Session& s, const MemberArgs& a) {
         return error(Errc::kInvalidArgument,
                      "--submit needs --previous-service-cert PEM (the lost service's certificate)");
     }
-    COFFER_ASSIGN_OR_RETURN(std::string pem, read_file(a.previous_service_cert));
-    COFFER_ASSIGN_OR_RETURN(crypto::Certificate pinned, crypto::Certificate::from_pem(pem));
+    auto pem = read_file(a.previous_service_cert);
+    auto pinned =
+        pem.ok() ? crypto::Certificate::from_pem(*pem) : Result<crypto::Certificate>(pem.status());
+    if (!pinned.ok()) {
+        return error(Errc::kInvalidArgument,
+                     "--previous-service-cert: " + pinned.status().message());
+    }
     COFFER_ASSIGN_OR_RETURN(net::HttpResponse r, send(s, a.service, "GET", "/gov/recovery", ""));
     json status = json::parse(r.body, nullptr, false);
     if (r.status != 200 || !status.is_object()) {
@@ -250,13 +260,14 @@ Status check_recovers_pinned_service(const Session& s, const MemberArgs& a) {
     }
     json previous = status.value("previous_fingerprints", json::array());
     if (!previous.is_array() || previous.empty() ||
-        previous.back() != pinned.fingerprint_sha256_hex()) {
+        previous.back() != pinned->fingerprint_sha256_hex()) {
         return error(Errc::kPermissionDenied,
                      "this service does not recover the service of " + a.previous_service_cert +
-                         " (its previous identity is " +
+                         " (fingerprint " + pinned->fingerprint_sha256_hex() +
+                         "): its previous identity is " +
                          (previous.is_array() && !previous.empty() ? previous.back().dump()
                                                                    : std::string("none")) +
-                         "): the share is not sent");
+                         "; the share is not sent");
     }
     return Status();
 }

@@ -8,12 +8,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <ctime>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -114,7 +116,29 @@ int start_node(const std::string& config_path, bool join) {
     signal(SIGPIPE, SIG_IGN);
     sigset_t signals = block_stop_signals();
 
-    auto node = node::Node::open(*config);
+    // A joining node may wait a long time for the members' proposal: a stop signal during
+    // open() ends the wait (exit 0, nothing kept but the data directory's fresh files).
+    std::atomic<bool> stop_requested{false};
+    std::atomic<bool> opened{false};
+    std::thread watcher([&] {
+        while (!opened.load()) {
+            timespec timeout{0, kFailurePollNs};
+            if (sigtimedwait(&signals, nullptr, &timeout) > 0) {
+                stop_requested.store(true);
+                return;
+            }
+        }
+    });
+    auto node = node::Node::open(*config, &stop_requested);
+    opened.store(true);
+    watcher.join();
+    if (stop_requested.load()) {
+        spdlog::info("node.stopping signal=received while starting");
+        if (node.ok()) {
+            (*node)->stop();
+        }
+        return 0;
+    }
     if (!node.ok()) {
         spdlog::error("node.start_failed error={}", node.status().to_string());
         std::cerr << "error: " << node.status().message() << "\n";

@@ -131,8 +131,10 @@ Status read_address(ObjectReader& r, std::string_view field, ListenAddress& out)
 }
 
 Status read_members(ObjectReader& r, const std::string& dir, NodeConfig& config) {
-    // A joining node learns the members from the network, so its configuration has none.
-    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("members", !r.has("join")));
+    // Only a node that creates a new service uses the members (Node::open checks that it
+    // has some): a joining node learns them from the network, a restarting or recovering one
+    // from its ledger.
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("members", false));
     if (v == nullptr) {
         return Status();
     }
@@ -160,7 +162,7 @@ Status read_members(ObjectReader& r, const std::string& dir, NodeConfig& config)
 }
 
 Status read_users(ObjectReader& r, const std::string& dir, NodeConfig& config) {
-    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("users", !r.has("join")));
+    COFFER_ASSIGN_OR_RETURN(const json* v, r.find("users", false));
     if (v == nullptr) {
         return Status();
     }

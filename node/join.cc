@@ -119,7 +119,10 @@ Result<Node::JoinClaims> Node::check_join_request(const std::string& client_cert
                             read_governance_value(tx, kTrustedMeasurementsMap, measurement));
     if (!trusted.has_value()) {
         return error(Errc::kPermissionDenied,
-                     "measurement " + measurement + " is not trusted by this network");
+                     "measurement " + measurement +
+                         " is not trusted by this network: run the binary the network's nodes "
+                         "run, or have the members pass an add_trusted_measurement proposal "
+                         "for it");
     }
     // Checked after the proof, so that a request without one is refused as such. Rekeys
     // seal new ledger secrets to this key (docs/ledger.md, "Rekey").
@@ -288,6 +291,9 @@ Status Node::join_network() {
     int redirects = 0;
     bool pending_logged = false;
     while (std::chrono::steady_clock::now() < deadline) {
+        if (stop_requested_during_open_ != nullptr && stop_requested_during_open_->load()) {
+            return error(Errc::kFailedPrecondition, "stopped while joining");
+        }
         net::ClientOptions o;
         o.host = target.host;
         o.port = target.port;
@@ -295,6 +301,16 @@ Status Node::join_network() {
         o.client_cert_pem = self_cert.to_pem();
         o.client_key_pem = secrets_.node.key.to_pem();
         auto client = net::HttpClient::connect(o);
+        if (!client.ok() && client.status().code() == Errc::kCrypto &&
+            client.status().message().find("server certificate refused") != std::string::npos) {
+            // Another service answers there: asking again will not change that.
+            return error(Errc::kPermissionDenied,
+                         "joining " + target.to_string() +
+                             ": it does not present the service "
+                             "certificate of " +
+                             join.service_cert_file + " (" + client.status().message() +
+                             "); check join.service_cert_file (a recovered service has a new one)");
+        }
         Result<net::HttpResponse> response =
             client.ok() ? (*client)->request("POST", "/node/join", body.dump(),
                                              {{"Content-Type", "application/json"}})

@@ -73,6 +73,11 @@ Result<std::string> load_encryption_key(const std::string& path) {
 Status load_initial_identities(const NodeConfig& config, json& members, json& users) {
     members = json::object();
     users = json::object();
+    if (config.members.empty()) {
+        return error(Errc::kInvalidArgument,
+                     "a new service needs at least one member: the configuration's \"members\" "
+                     "field is empty or missing");
+    }
     for (const MemberConfig& m : config.members) {
         COFFER_ASSIGN_OR_RETURN(crypto::Certificate cert, load_client_cert(m.certificate_file));
         COFFER_ASSIGN_OR_RETURN(std::string enc, load_encryption_key(m.encryption_public_key_file));
@@ -241,7 +246,8 @@ std::string Node::path(std::string_view name) const {
     return join(config_.data_dir, name);
 }
 
-Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
+Result<std::unique_ptr<Node>> Node::open(NodeConfig config,
+                                         const std::atomic<bool>* stop_requested) {
     COFFER_RETURN_IF_ERROR(make_private_dir(config.data_dir));
     COFFER_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::acquire(config.data_dir));
     std::unique_ptr<Node> node;
@@ -261,6 +267,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeConfig config) {
                             {},
                             crypto::x25519_generate()};
         node.reset(new Node(std::move(config), std::move(secrets), std::move(lock)));
+        node->stop_requested_during_open_ = stop_requested;
         COFFER_RETURN_IF_ERROR(node->join_network());
     } else if (fresh) {
         COFFER_RETURN_IF_ERROR(internal::check_fresh_data_dir(config));

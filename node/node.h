@@ -93,6 +93,7 @@ struct RecoveryProgress {
     size_t threshold = 0;                   // k (0 before the first share arrived)
     bool secrets_recovered = false;         // k shares rebuilt the ledger secrets
     std::vector<std::string> submitted_by;  // member fingerprints, sorted
+    bool already_counted = false;           // this submission repeated an accepted share
 };
 
 // The body of an endpoint transaction: reads and buffers writes through `tx`. Returning an
@@ -105,8 +106,12 @@ class Node {
     // Errors: kFailedPrecondition for a data_dir that needs recovery by the members
     // (local_sealing was off), or that holds a ledger but no node.json (an interrupted first
     // start); kCrypto for secrets that do not unseal; kInvalidArgument for unusable
-    // member/user files (naming them); ledger and storage errors.
-    static Result<std::unique_ptr<Node>> open(NodeConfig config);
+    // member/user files (naming them); ledger and storage errors. A joining node gives up
+    // with kFailedPrecondition "stopped while joining" once `*stop_requested` turns true
+    // (optional; the owner sets it from its signal handling), and at once with
+    // kPermissionDenied when the target does not present the pinned service certificate.
+    static Result<std::unique_ptr<Node>> open(NodeConfig config,
+                                              const std::atomic<bool>* stop_requested = nullptr);
 
     // Disaster recovery, first phase (docs/recovery.md): starts a new node in data_dir (which
     // must hold no node) from a copy of `ledger_dir`, the ledger folder of a node of the lost
@@ -323,6 +328,8 @@ class Node {
     std::optional<kv::Seqno> applied_signature_settings_version_;
     bool signature_settings_applied_ = false;
     std::thread background_;
+
+    const std::atomic<bool>* stop_requested_during_open_ = nullptr;  // see open()
 
     // Disaster recovery (recovery.cc). public_only_ and recovery_base_ are set before the
     // ledger opens and never change afterwards.

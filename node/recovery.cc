@@ -153,13 +153,17 @@ Status Node::recover_public_state(const std::string& ledger_dir) {
     COFFER_RETURN_IF_ERROR(discard_unfinished_recovery());
     uint64_t base = ledger_->last_seqno();
     if (base == 0) {
+        std::string hint = path_exists(join_path(ledger_dir, kLedgerDirName))
+                               ? " (did you mean " + join_path(ledger_dir, kLedgerDirName) + "?)"
+                               : "";
         return error(Errc::kInvalidArgument,
-                     ledger_dir + " holds no signed ledger entry: nothing to recover");
+                     ledger_dir + " holds no signed ledger entry: nothing to recover" + hint);
     }
     kv::Transaction view = store_.begin();
     COFFER_ASSIGN_OR_RETURN(auto previous, read_governance_value(view, kServiceMap, kServiceKey));
     if (!previous.has_value()) {
-        return error(Errc::kCorrupt, "the ledger has no service record");
+        return error(Errc::kCorrupt,
+                     "the ledger has no service record: it is not the ledger of a Coffer service");
     }
     if (!view.get(gov::kRecoveryMap, as_bytes(gov::kRecoveryCurrentKey)).has_value()) {
         return error(Errc::kFailedPrecondition,
@@ -319,21 +323,23 @@ Result<RecoveryProgress> Node::submit_recovery_share(const std::string& member_f
                 return error(Errc::kConflict,
                              "member " + member_fingerprint + " already submitted another share");
             }
-        } else {
-            Status submitted = collector_->submit(share);
-            if (submitted.code() == Errc::kFailedPrecondition) {
-                // "share from another share set": the share is wrong, the node is not.
-                submitted = error(Errc::kInvalidArgument, submitted.message());
-            }
-            if (!submitted.ok()) {
-                spdlog::warn("node.recovery_share_refused member={} reason={}", member_fingerprint,
-                             submitted.message());
-                return submitted;
-            }
-            share_submitters_[member_fingerprint] = digest;
-            spdlog::info("node.recovery_share_accepted member={} progress=\"{}\"",
-                         member_fingerprint, collector_->progress());
+            RecoveryProgress again = recovery_progress_locked();
+            again.already_counted = true;
+            return again;
         }
+        Status submitted = collector_->submit(share);
+        if (submitted.code() == Errc::kFailedPrecondition) {
+            // "share from another share set": the share is wrong, the node is not.
+            submitted = error(Errc::kInvalidArgument, submitted.message());
+        }
+        if (!submitted.ok()) {
+            spdlog::warn("node.recovery_share_refused member={} reason={}", member_fingerprint,
+                         submitted.message());
+            return submitted;
+        }
+        share_submitters_[member_fingerprint] = digest;
+        spdlog::info("node.recovery_share_accepted member={} progress=\"{}\"", member_fingerprint,
+                     collector_->progress());
         if (collector_->complete()) {
             COFFER_RETURN_IF_ERROR(finish_share_collection());
         }

@@ -90,10 +90,10 @@ cp "$cert" "$old_cert"
 echo
 echo "==> 9.4 coffer node recover: public replay, a new service identity that endorses the old one"
 mkdir -p "$out/recovered"
-# Members and users come from the ledger; the configuration's own list is not used.
-jq -n --arg d "$out/recovered/data" --arg c "$ids/member0_cert.pem" --arg e "$ids/member0_enc_pubk.pem" \
-  '{client_address: "127.0.0.1:0", node_address: "127.0.0.1:0", data_dir: $d, log_level: "info",
-    members: [{certificate: $c, encryption_public_key: $e}], users: []}' >"$out/recovered/config.json"
+# No members or users: they come back from the ledger.
+jq -n --arg d "$out/recovered/data" \
+  '{client_address: "127.0.0.1:0", node_address: "127.0.0.1:0", data_dir: $d, log_level: "info"}' \
+  >"$out/recovered/config.json"
 "$coffer" node recover --config "$out/recovered/config.json" --ledger "$out/ledger-copy" \
   >"$out/recovered/node.log" 2>&1 &
 recover_pid=$!

@@ -3,6 +3,7 @@
 // member`), the default constitution's majority, replacing the constitution, and what an
 // attacker holding a captured request or a member's TLS session can and cannot do.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -694,6 +695,58 @@ TEST(GovernanceNetworkTest, JoiningNodeWaitsForItsTrustProposal) {
     }
     EXPECT_TRUE(voter) << network.log_tails();
     joiner.terminate();
+}
+
+// A node waiting for its trust proposal stops on SIGTERM; a node pointed at a service with
+// another certificate stops at once with what to check, instead of asking for a minute.
+TEST(GovernanceNetworkTest, PendingJoinerStopsOnSigtermAndAWrongCertificateStopsAtOnce) {
+    TempDir dir;
+    Network network(dir.path());
+    std::string why;
+    NetworkOptions options;
+    options.nodes = 1;
+    ASSERT_TRUE(network.form(options, why)) << why;
+    auto joiner_config = [&](const std::string& name, const std::string& cert_file) {
+        std::string node_dir = dir.path() + "/" + name;
+        std::filesystem::create_directories(node_dir);
+        json config = {{"client_address", "127.0.0.1:0"},
+                       {"node_address", "127.0.0.1:0"},
+                       {"data_dir", node_dir + "/data"},
+                       {"join",
+                        {{"target", "127.0.0.1:" + std::to_string(network.node(0).client_port())},
+                         {"service_cert_file", cert_file}}}};
+        write_text_file(node_dir + "/config.json", config.dump(2));
+        return node_dir;
+    };
+
+    std::string pending =
+        joiner_config("pending", network.node(0).data_dir() + "/service_cert.pem");
+    pid_t pid =
+        spawn_coffer({"node", "join", "--config", pending + "/config.json"}, pending + "/node.log");
+    ASSERT_GT(pid, 0);
+    bool listed = false;
+    for (int i = 0; i < 200 && !listed; ++i) {
+        listed =
+            read_text_file(pending + "/node.log").find("node.join_pending") != std::string::npos;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(listed) << read_text_file(pending + "/node.log");
+    ::kill(pid, SIGTERM);
+    std::optional<int> code = wait_pid(pid, 5000);
+    if (!code.has_value()) {
+        ::kill(pid, SIGKILL);
+        wait_pid(pid, 5000);
+    }
+    EXPECT_EQ(code, std::optional<int>(0)) << read_text_file(pending + "/node.log");
+
+    Identity other = keygen(dir.path(), "not_a_service");
+    std::string wrong = joiner_config("wrong", other.cert_path);
+    auto started = std::chrono::steady_clock::now();
+    CommandResult refused = run_coffer({"node", "join", "--config", wrong + "/config.json"});
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+    EXPECT_NE(refused.output.find("check join.service_cert_file"), std::string::npos)
+        << refused.output;
 }
 
 }  // namespace

@@ -71,6 +71,17 @@ TEST(NodeConfig, UnreadableMemberCertificateIsNamed) {
     EXPECT_NE(r.output.find(s.member.enc_pub_path), std::string::npos) << r.output;
 }
 
+TEST(NodeConfig, NewServiceWithoutMembersIsRefused) {
+    Scratch s;
+    make_identities(s);
+    json config = make_config(s.dir.path(), s.member, {s.user});
+    config.erase("members");
+    CommandResult r = start_with(s, config.dump());
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("a new service needs at least one member"), std::string::npos)
+        << r.output;
+}
+
 TEST(NodeLifecycle, KeygenWritesPrivateKeysOwnerOnly) {
     TempDir dir;
     Identity id = keygen(dir.path(), "alice");
