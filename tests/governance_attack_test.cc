@@ -2,8 +2,9 @@
 // processes. Each test asserts the SECURE behaviour: an attack that succeeds fails its test.
 //
 // GovernanceAttackTest shares one single-node network with three members per process (ctest
-// runs each test in its own process, so no test relies on another having run) and attacks signed requests, proposals, ballots and withdrawals as a minority member,
-// a user and a client without credentials.
+// runs each test in its own process, so no test relies on another having run) and attacks
+// signed requests, proposals, ballots and withdrawals as a minority member, a user and a
+// client without credentials.
 //
 // RecoveryAttackTest shares the ledger folder of one lost network (three members, shares at
 // 2 of 3, member2 removed and the ledger rekeyed afterwards, local_sealing off) and attacks
