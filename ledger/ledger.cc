@@ -356,6 +356,10 @@ void Ledger::truncate_state_locked(uint64_t last_kept) {
 }
 
 Status Ledger::maybe_sign() {
+    // Held across the check and the signature: two threads that both find a signature due
+    // (a node's replication and background threads) must not both sign, the second one over
+    // the first's signature entry.
+    std::lock_guard sign_lock(sign_mu_);
     bool due = false;
     {
         std::lock_guard lock(mu_);
@@ -367,11 +371,15 @@ Status Ledger::maybe_sign() {
                                      now_ms() - last_signature_ms_ >= signature_interval_ms_ ||
                                      (options_.sign_when_previous_committed && previous_committed));
     }
-    return due ? sign_now() : Status::ok_status();
+    return due ? sign_locked() : Status::ok_status();
 }
 
 Status Ledger::sign_now() {
     std::lock_guard sign_lock(sign_mu_);
+    return sign_locked();
+}
+
+Status Ledger::sign_locked() {
     if (!options_.node_key.has_value() || options_.node_cert.empty() || options_.node_id.empty()) {
         return error(Errc::kFailedPrecondition, "ledger has no node id, key or certificate");
     }

@@ -219,6 +219,8 @@ class Ledger final : public kv::CommitHook {
   private:
     Ledger(FileSystem& fs, LedgerOptions options, kv::Store& store, LedgerSecrets secrets);
 
+    // sign_now's work; needs sign_mu_ held.
+    Status sign_locked();
     Status replay();
     Status start_after_replay();
     Result<uint64_t> read_view_file();

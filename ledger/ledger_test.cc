@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "crypto/encoding.h"
 #include "crypto/random.h"
@@ -256,6 +258,39 @@ TEST_F(LedgerReopenTest, PublicOnlyReplayKeepsPrivateMapsEmptyUntilReopenedWithS
     ASSERT_FALSE(missing.ok());
     EXPECT_NE(missing.status().message().find("needs ledger secret version 1"), std::string::npos)
         << missing.status().to_string();
+}
+
+// Two threads that both find a signature due (a node's replication and background threads)
+// sign once: a signature entry never directly follows another one.
+TEST_F(LedgerReopenTest, ConcurrentMaybeSignNeverSignsASignature) {
+    kv::Store store;
+    LedgerOptions options = test_options("l");
+    options.signature_interval_entries = 1;
+    auto opened = Ledger::open(fs_, options, store, secrets_);
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    Ledger& ledger = **opened;
+    std::atomic<bool> done{false};
+    auto signer = [&] {
+        while (!done.load()) {
+            (void)ledger.maybe_sign();
+        }
+    };
+    std::thread a(signer);
+    std::thread b(signer);
+    for (int i = 0; i < 200; ++i) {
+        ASSERT_TRUE(put_and_commit(store, "public:records", std::to_string(i), "v").ok());
+    }
+    done.store(true);
+    a.join();
+    b.join();
+    bool previous_was_signature = false;
+    for (uint64_t seqno = 1; seqno <= ledger.last_seqno(); ++seqno) {
+        auto entry = parse_entry(ledger.entry_bytes(seqno).value());
+        ASSERT_TRUE(entry.ok());
+        bool signature = entry->header.is_signature();
+        EXPECT_FALSE(signature && previous_was_signature) << "entry " << seqno;
+        previous_was_signature = signature;
+    }
 }
 
 TEST_F(LedgerReopenTest, ViewNeverRepeatsAcrossCrashesWithoutDurableWrites) {
