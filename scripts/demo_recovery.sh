@@ -14,6 +14,8 @@ out=$2
 
 rm -rf "$out"
 mkdir -p "$out"
+# Absolute: a node configuration resolves relative paths against its own folder.
+out=$(cd "$out" && pwd)
 sb="$out/sandbox"
 start_sandbox "$coffer" "$sb" "$out/sandbox.log"
 ids="$sb/identities"
@@ -103,6 +105,11 @@ for _ in $(seq 1 300); do
   kill -0 "$recover_pid" 2>/dev/null || { cat "$out/recovered/node.log"; exit 1; }
   sleep 0.1
 done
+if [[ ! -f "$out/recovered/data/node_ports.json" ]]; then
+  echo "demo: the recovering node did not start; its log:"
+  cat "$out/recovered/node.log"
+  exit 1
+fi
 service="127.0.0.1:$(jq -r .client_port "$out/recovered/data/node_ports.json")"
 cert="$out/recovered/data/service_cert.pem"
 member member0 recovery | json_of | jq '{service_status, previous_fingerprints, recovered_seqno}'
