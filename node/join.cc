@@ -262,6 +262,38 @@ Result<json> Node::answer_trusted_joiner(const JoinClaims& joining, const json& 
                 {"transaction_id", committed->id.to_string()}};
 }
 
+namespace {
+
+// One POST /node/join to `target`, over TLS pinned to the service certificate and with
+// `self_cert` (for the node key) as the client certificate. Errors: kPermissionDenied when
+// the target presents another service's certificate (asking again will not change that; a
+// recovered service has a new one); connection and request errors.
+Result<net::HttpResponse> send_join_request(const ListenAddress& target,
+                                            const crypto::Certificate& pinned,
+                                            const crypto::Certificate& self_cert,
+                                            const crypto::EcdsaPrivateKey& node_key,
+                                            const std::string& body) {
+    net::ClientOptions o;
+    o.host = target.host;
+    o.port = target.port;
+    o.ca_cert_pem = pinned.to_pem();
+    o.client_cert_pem = self_cert.to_pem();
+    o.client_key_pem = node_key.to_pem();
+    auto client = net::HttpClient::connect(o);
+    if (!client.ok()) {
+        if (client.status().code() == Errc::kCrypto &&
+            client.status().message().find("server certificate refused") != std::string::npos) {
+            return error(Errc::kPermissionDenied,
+                         target.to_string() + " does not present the pinned service certificate (" +
+                             client.status().message() + "); a recovered service has a new one");
+        }
+        return client.status();
+    }
+    return (*client)->request("POST", "/node/join", body, {{"Content-Type", "application/json"}});
+}
+
+}  // namespace
+
 Status Node::join_network() {
     const JoinConfig& join = *config_.join;
     COFFER_ASSIGN_OR_RETURN(std::string service_pem,
@@ -294,27 +326,12 @@ Status Node::join_network() {
         if (stop_requested_during_open_ != nullptr && stop_requested_during_open_->load()) {
             return error(Errc::kFailedPrecondition, "stopped while joining");
         }
-        net::ClientOptions o;
-        o.host = target.host;
-        o.port = target.port;
-        o.ca_cert_pem = pinned.to_pem();
-        o.client_cert_pem = self_cert.to_pem();
-        o.client_key_pem = secrets_.node.key.to_pem();
-        auto client = net::HttpClient::connect(o);
-        if (!client.ok() && client.status().code() == Errc::kCrypto &&
-            client.status().message().find("server certificate refused") != std::string::npos) {
-            // Another service answers there: asking again will not change that.
-            return error(Errc::kPermissionDenied,
-                         "joining " + target.to_string() +
-                             ": it does not present the service "
-                             "certificate of " +
-                             join.service_cert_file + " (" + client.status().message() +
-                             "); check join.service_cert_file (a recovered service has a new one)");
-        }
         Result<net::HttpResponse> response =
-            client.ok() ? (*client)->request("POST", "/node/join", body.dump(),
-                                             {{"Content-Type", "application/json"}})
-                        : Result<net::HttpResponse>(client.status());
+            send_join_request(target, pinned, self_cert, secrets_.node.key, body.dump());
+        if (!response.ok() && response.status().code() == Errc::kPermissionDenied) {
+            return response.status().with_context("check join.service_cert_file " +
+                                                  join.service_cert_file + ": ");
+        }
         if (response.ok() && response->status == 200) {
             answer = json::parse(response->body, nullptr, false);
             last = Status();
