@@ -1,10 +1,12 @@
 // `coffer sandbox --nodes N [--dir DIR]`: a service of N nodes on 127.0.0.1 for development
 // and demonstrations, every node a child process of this one (docs/sandbox.md).
 //
-// The sandbox makes a member and user identities (user0 and the --users parties), starts node 0
-// with `coffer node start` (a new service, "opening"), opens the service by member0's
-// transition_service_to_open proposal, joins nodes 1..N-1 one at a time with `coffer node
-// join`, waits until the network lists every node as trusted with exactly one leader, writes
+// The sandbox makes member identities (member0..member{M-1}) and user identities (user0 and the
+// --users parties), starts node 0 with `coffer node start` (a new service, "opening"), opens the
+// service by member0's transition_service_to_open proposal (voted by the members in order until
+// accepted), passes set_recovery_threshold the same way with --recovery-threshold, joins nodes
+// 1..N-1 one at a time with `coffer node join`, waits until the network lists every node as
+// trusted with exactly one leader, writes
 // DIR/sandbox.json and then waits for SIGINT/SIGTERM/SIGHUP, reporting children that die on the
 // way. It talks to the nodes only over their public HTTPS endpoints, pinning the service
 // certificate.
@@ -38,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/check.h"
 #include "net/client.h"
 #include "node/files.h"
 #include "node/governance_maps.h"
@@ -56,7 +59,9 @@ constexpr int kMaxNodes = 7;
 constexpr size_t kMaxUsers = 64;
 constexpr size_t kMaxIdentityNameChars = 64;
 constexpr const char* kDefaultUser = "user0";
-constexpr const char* kMember = "member0";
+// Members (`--members`); each one is named memberI, I from 0.
+constexpr int kMaxMembers = 16;
+constexpr const char* kMemberPrefix = "member";
 constexpr int64_t kMaxTimeoutS = 3600;
 constexpr int kPortsPollMs = 50;
 constexpr int kHttpPollMs = 200;
@@ -75,10 +80,15 @@ constexpr uint64_t kSignatureIntervalMs = 20;
 constexpr int kHttpThreads = 16;
 constexpr int kSandboxFileVersion = 1;
 constexpr const char* kSandboxFileName = "sandbox.json";
+// The output of the last `coffer member` command the sandbox ran.
+constexpr const char* kGovernanceLogName = "governance.log";
 constexpr const char* kLoopback = "127.0.0.1";
 
 struct SandboxOptions {
     int nodes = 3;
+    int members = 1;
+    // 0: no set_recovery_threshold proposal; else 1..members.
+    int recovery_threshold = 0;
     std::string dir = "sandbox";
     int64_t timeout_s = 60;
     std::string coffer_binary;
@@ -194,7 +204,7 @@ Result<json> read_json_file(const std::string& path) {
 // Only what a sandbox makes may be replaced in DIR, so that `--dir $HOME` never deletes
 // anything else.
 bool is_sandbox_entry(const std::string& name) {
-    if (name == "identities" || name == kSandboxFileName ||
+    if (name == "identities" || name == kGovernanceLogName || name == kSandboxFileName ||
         name == std::string(kSandboxFileName) + ".tmp") {
         return true;
     }
@@ -273,17 +283,22 @@ class Sandbox {
     json node_config(const NodeProcess& proc) const;
     Status start_node(int index);
     Status wait_for_ports(NodeProcess& proc);
-    // Trusts every node the first node lists as pending, by a proposal of member0 and its
-    // vote (the only member, so the proposal passes): how the sandbox admits its joiners.
+    // Trusts every node the first node lists as pending, by pass_proposal: how the sandbox
+    // admits its joiners.
     std::optional<std::string> trust_pending_nodes();
     // Opens the new service the same way, with a transition_service_to_open proposal, once
     // node 0 leads.
     Status open_service();
-    // Proposes `action` with `args` as member0 and votes yes if it is still open; the
-    // proposal's final state.
+    // With --recovery-threshold K: passes set_recovery_threshold {"threshold": K} and waits
+    // until node 0's committed GET /gov/recovery reports K.
+    Status set_recovery_threshold();
+    // Proposes `action` with `args` as member0, then votes yes as member0, member1, ... while
+    // the proposal is still open; the proposal's final state.
     Result<std::string> pass_proposal(const std::string& action, const json& args);
-    // Runs `coffer member COMMAND ...` as member0 against the first node; its JSON answer.
-    Result<json> member_command(const std::string& command, std::vector<std::string> args);
+    // Runs `coffer member COMMAND ...` as members_[member] against the first node; its JSON
+    // answer.
+    Result<json> member_command(size_t member, const std::string& command,
+                                std::vector<std::string> args);
     Status wait_for_network(NodeProcess& proc);
     Status wait_until_ready();
     std::optional<std::string> network_not_ready(size_t expected);
@@ -303,7 +318,8 @@ class Sandbox {
     sigset_t signals_;
     int stop_signal_ = 0;
     std::string dir_;
-    IdentityFiles member_;
+    // member0..member{--members - 1}, in order; never empty.
+    std::vector<IdentityFiles> members_;
     // user0 (unless --no-user0) then --users, in order; never empty.
     std::vector<std::pair<std::string, IdentityFiles>> users_;
     std::string service_cert_path_;
@@ -343,6 +359,10 @@ Status Sandbox::start() {
         }
         // One configuration change at a time: the next node joins only once this one is in.
         COFFER_RETURN_IF_ERROR(wait_for_network(nodes_.back()));
+        if (i == 0) {
+            // Before the other nodes join: they then receive the secrets the shares cover.
+            COFFER_RETURN_IF_ERROR(set_recovery_threshold());
+        }
         if (!options_.quiet) {
             std::cout << "node " << i << ": pid " << nodes_.back().pid << ", serving on "
                       << nodes_.back().client_address << std::endl;
@@ -426,7 +446,11 @@ Status Sandbox::write_identity(const std::string& name, IdentityFiles& files) {
 
 Status Sandbox::make_identities() {
     COFFER_RETURN_IF_ERROR(node::make_private_dir(dir_ + "/identities"));
-    COFFER_RETURN_IF_ERROR(write_identity(kMember, member_));
+    for (int i = 0; i < options_.members; ++i) {
+        IdentityFiles files;
+        COFFER_RETURN_IF_ERROR(write_identity(kMemberPrefix + std::to_string(i), files));
+        members_.push_back(std::move(files));
+    }
     std::vector<std::string> names;
     if (!options_.no_default_user) {
         names.emplace_back(kDefaultUser);
@@ -449,8 +473,12 @@ json Sandbox::node_config(const NodeProcess& proc) const {
                    {"http", {{"threads", kHttpThreads}}},
                    {"log_level", "info"}};
     if (proc.index == 0) {
-        config["members"] = json::array(
-            {{{"certificate", member_.cert}, {"encryption_public_key", member_.enc_pub}}});
+        json members = json::array();
+        for (const IdentityFiles& files : members_) {
+            members.push_back(
+                {{"certificate", files.cert}, {"encryption_public_key", files.enc_pub}});
+        }
+        config["members"] = std::move(members);
         json users = json::array();
         for (const auto& [name, files] : users_) {
             users.push_back(
@@ -547,11 +575,13 @@ Status Sandbox::wait_for_ports(NodeProcess& proc) {
     });
 }
 
-Result<json> Sandbox::member_command(const std::string& command, std::vector<std::string> args) {
-    std::string out = dir_ + "/governance.log";
-    args.insert(args.begin(),
-                {"member", command, "--service", nodes_.front().client_address, "--service-cert",
-                 service_cert_path_, "--cert", member_.cert, "--key", member_.key});
+Result<json> Sandbox::member_command(size_t member, const std::string& command,
+                                     std::vector<std::string> args) {
+    COFFER_CHECK(member < members_.size(), "member_command: no such sandbox member");
+    std::string out = dir_ + "/" + kGovernanceLogName;
+    args.insert(args.begin(), {"member", command, "--service", nodes_.front().client_address,
+                               "--service-cert", service_cert_path_, "--cert",
+                               members_[member].cert, "--key", members_[member].key});
     COFFER_ASSIGN_OR_RETURN(pid_t pid, spawn(options_.coffer_binary, args, out));
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -593,23 +623,25 @@ std::optional<std::string> Sandbox::trust_pending_nodes() {
         }
         if (!options_.quiet) {
             std::cout << "member0 proposed trust_node " << id.substr(0, 16)
-                      << "... and voted: accepted" << std::endl;
+                      << "...; the members voted: accepted" << std::endl;
         }
     }
     return std::nullopt;
 }
 
 Result<std::string> Sandbox::pass_proposal(const std::string& action, const json& args) {
-    COFFER_ASSIGN_OR_RETURN(json proposed,
-                            member_command("propose", {"--action", action, "--args", args.dump()}));
-    std::string state = string_field(proposed, "state");
-    if (state != "open") {
-        return state;
-    }
     COFFER_ASSIGN_OR_RETURN(
-        json voted,
-        member_command("vote", {"--proposal", string_field(proposed, "proposal_id"), "--yes"}));
-    return string_field(voted, "state");
+        json proposed, member_command(0, "propose", {"--action", action, "--args", args.dump()}));
+    std::string state = string_field(proposed, "state");
+    std::string id = string_field(proposed, "proposal_id");
+    // The default constitution accepts at a strict majority of the active members, the
+    // proposer's vote included; the loop is bounded by the members (at most kMaxMembers).
+    for (size_t member = 0; member < members_.size() && state == "open"; ++member) {
+        COFFER_ASSIGN_OR_RETURN(json voted,
+                                member_command(member, "vote", {"--proposal", id, "--yes"}));
+        state = string_field(voted, "state");
+    }
+    return state;
 }
 
 Status Sandbox::open_service() {
@@ -629,10 +661,43 @@ Status Sandbox::open_service() {
         return error(Errc::kFailedPrecondition,
                      "opening the service: " +
                          (state.ok() ? "the proposal ended " + *state : state.status().message()) +
-                         "; see " + dir_ + "/governance.log");
+                         "; see " + dir_ + "/" + kGovernanceLogName);
     }
     if (!options_.quiet) {
-        std::cout << "member0 proposed transition_service_to_open and voted: accepted" << std::endl;
+        std::cout << "member0 proposed transition_service_to_open; the members voted: accepted"
+                  << std::endl;
+    }
+    return Status();
+}
+
+Status Sandbox::set_recovery_threshold() {
+    int threshold = options_.recovery_threshold;
+    if (threshold == 0) {
+        return Status();
+    }
+    auto state = pass_proposal("set_recovery_threshold", {{"threshold", threshold}});
+    if (!state.ok() || *state != "accepted") {
+        return error(Errc::kFailedPrecondition,
+                     "setting the recovery threshold: " +
+                         (state.ok() ? "the proposal ended " + *state : state.status().message()) +
+                         "; see " + dir_ + "/" + kGovernanceLogName);
+    }
+    COFFER_RETURN_IF_ERROR(poll_until("the recovery threshold was not committed", nodes_.front(),
+                                      kHttpPollMs, [&]() -> std::optional<std::string> {
+                                          auto recovery = get_json(nodes_.front(), "/gov/recovery");
+                                          if (!recovery.ok()) {
+                                              return "node 0: " + recovery.status().message();
+                                          }
+                                          int64_t committed = int_field(*recovery, "threshold");
+                                          return committed == threshold
+                                                     ? std::nullopt
+                                                     : std::optional<std::string>(
+                                                           "GET /gov/recovery reports threshold " +
+                                                           std::to_string(committed));
+                                      }));
+    if (!options_.quiet) {
+        std::cout << "member0 proposed set_recovery_threshold " << threshold
+                  << "; the members voted: accepted" << std::endl;
     }
     return Status();
 }
@@ -738,20 +803,29 @@ Status Sandbox::write_sandbox_file() {
                          {"log", n.log},
                          {"pid", static_cast<int64_t>(n.pid)}});
     }
+    auto identity = [](const std::string& name, const IdentityFiles& files) {
+        return json{{"name", name},
+                    {"cert", files.cert},
+                    {"key", files.key},
+                    {"enc_key", files.enc_key},
+                    {"enc_pub", files.enc_pub}};
+    };
+    json members = json::array();
+    for (size_t i = 0; i < members_.size(); ++i) {
+        members.push_back(identity(kMemberPrefix + std::to_string(i), members_[i]));
+    }
     json users = json::array();
     for (const auto& [name, files] : users_) {
-        users.push_back({{"name", name},
-                         {"cert", files.cert},
-                         {"key", files.key},
-                         {"enc_key", files.enc_key},
-                         {"enc_pub", files.enc_pub}});
+        users.push_back(identity(name, files));
     }
     json file = {{"version", kSandboxFileVersion},
                  {"pid", static_cast<int64_t>(::getpid())},
                  {"service_cert", service_cert_path_},
-                 {"member_cert", member_.cert},
-                 {"member_key", member_.key},
-                 {"member_enc_key", member_.enc_key},
+                 {"member_cert", members_.front().cert},
+                 {"member_key", members_.front().key},
+                 {"member_enc_key", members_.front().enc_key},
+                 {"members", std::move(members)},
+                 {"recovery_threshold", options_.recovery_threshold},
                  {"user_cert", users_.front().second.cert},
                  {"user_key", users_.front().second.key},
                  {"user_enc_key", users_.front().second.enc_key},
@@ -775,7 +849,15 @@ void Sandbox::print_summary() const {
             << "log " << n.log << "\n";
         leader = n.role == "leader" ? &n : leader;
     }
-    out << "  member0  " << member_.cert << " " << member_.key << " " << member_.enc_key << "\n";
+    for (size_t i = 0; i < members_.size(); ++i) {
+        const IdentityFiles& m = members_[i];
+        out << "  " << std::left << std::setw(8) << (kMemberPrefix + std::to_string(i)) << " "
+            << m.cert << " " << m.key << " " << m.enc_key << "\n";
+    }
+    if (options_.recovery_threshold > 0) {
+        out << "  recovery threshold  " << options_.recovery_threshold << " of " << members_.size()
+            << " members\n";
+    }
     for (const auto& [name, files] : users_) {
         out << "  " << std::left << std::setw(8) << name << " " << files.cert << " " << files.key
             << " " << files.enc_key << "\n";
@@ -898,14 +980,30 @@ bool valid_identity_name(const std::string& name) {
     });
 }
 
-// The user names of --users: valid file prefixes and commonNames, distinct, not member0 or
-// (unless --no-user0) user0, at least one user in all. Errors: kInvalidArgument.
+// --recovery-threshold K needs K <= --members (the constitution refuses a threshold above the
+// members with an encryption key). Errors: kInvalidArgument.
+Status check_members(const SandboxOptions& options) {
+    if (options.recovery_threshold > options.members) {
+        return error(Errc::kInvalidArgument,
+                     "--recovery-threshold " + std::to_string(options.recovery_threshold) +
+                         " is more than the " + std::to_string(options.members) +
+                         " member(s) of --members; choose 0 (none) or 1 to " +
+                         std::to_string(options.members));
+    }
+    return Status();
+}
+
+// The user names of --users: valid file prefixes and commonNames, distinct, not a member's name
+// (member0..) or (unless --no-user0) user0, at least one user in all. Errors: kInvalidArgument.
 Status check_user_names(const SandboxOptions& options) {
     if (options.users.size() > kMaxUsers) {
         return error(Errc::kInvalidArgument,
                      "--users: at most " + std::to_string(kMaxUsers) + " users");
     }
-    std::set<std::string> seen = {kMember};
+    std::set<std::string> seen;
+    for (int i = 0; i < options.members; ++i) {
+        seen.insert(kMemberPrefix + std::to_string(i));
+    }
     if (!options.no_default_user) {
         seen.insert(kDefaultUser);
     }
@@ -936,7 +1034,10 @@ int run_sandbox(SandboxOptions options) {
     ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
-    Status names = check_user_names(options);
+    Status names = check_members(options);
+    if (names.ok()) {
+        names = check_user_names(options);
+    }
     if (!names.ok()) {
         std::cerr << "error: " << names.message() << "\n";
         return 2;
@@ -965,6 +1066,14 @@ void add_sandbox_command(CLI::App& app, int& exit_code) {
     auto options = std::make_shared<SandboxOptions>();
     cmd->add_option("--nodes", options->nodes, "number of nodes")
         ->check(CLI::Range(1, kMaxNodes))
+        ->capture_default_str();
+    cmd->add_option("--members", options->members,
+                    "number of members (member0..), all voting on the sandbox's proposals")
+        ->check(CLI::Range(1, kMaxMembers))
+        ->capture_default_str();
+    cmd->add_option("--recovery-threshold", options->recovery_threshold,
+                    "recovery shares: K of the members rebuild the secrets (0: none; 1..members)")
+        ->check(CLI::Range(0, kMaxMembers))
         ->capture_default_str();
     cmd->add_option("--dir", options->dir, "folder for identities, node data and logs")
         ->capture_default_str();
