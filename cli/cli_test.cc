@@ -22,33 +22,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/tests/cli_test_util.h"
 #include "net/client.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct RunResult {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr together
-};
-
-RunResult run(const std::string& args) {
-    std::string command = std::string(COFFER_BIN) + " " + args + " 2>&1";
-    RunResult result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-        return result;
-    }
-    std::array<char, 4096> buffer{};
-    size_t n = 0;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-        result.output.append(buffer.data(), n);
-    }
-    int status = pclose(pipe);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return result;
-}
+using namespace coffer::cli_test;
 
 class CliTest : public ::testing::Test {
   protected:
@@ -166,56 +146,6 @@ TEST_F(CliTest, ShowPrintsPublicWritesAndOnlyTheSizeOfPrivateParts) {
 
 // --- coffer sandbox ---
 
-using SteadyClock = std::chrono::steady_clock;
-
-// Bounds of the sandbox tests: starting N nodes, and stopping them (10 s per the sandbox's
-// own SIGTERM grace period, plus margin).
-constexpr int kSandboxStartTimeoutS = 180;
-constexpr int kSandboxStopTimeoutS = 30;
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Runs `coffer args...` in the background with stdout+stderr to `output`.
-pid_t spawn_coffer(const std::vector<std::string>& args, const std::string& output) {
-    std::vector<std::string> all = {COFFER_BIN};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    return pid;
-}
-
-// Waits for `pid` to exit; its exit code, or -1 (after SIGKILL) when it did not within
-// timeout_s or was killed by a signal.
-int wait_exit(pid_t pid, int timeout_s) {
-    auto deadline = SteadyClock::now() + std::chrono::seconds(timeout_s);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (SteadyClock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 bool process_gone(int64_t pid) {
     auto deadline = SteadyClock::now() + std::chrono::seconds(2);
     while (kill(static_cast<pid_t>(pid), 0) == 0 && SteadyClock::now() < deadline) {
@@ -223,53 +153,6 @@ bool process_gone(int64_t pid) {
     }
     return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
-
-// A running `coffer sandbox`; SIGKILLed if a test ends without stopping it (its nodes then
-// get SIGTERM from the kernel, as their parent died).
-class SandboxRun {
-  public:
-    SandboxRun(const std::string& dir, int nodes) : dir_(dir), output_(dir + ".out") {
-        pid_ = spawn_coffer({"sandbox", "--nodes", std::to_string(nodes), "--dir", dir}, output_);
-    }
-    ~SandboxRun() {
-        if (pid_ > 0) {
-            wait_exit(pid_, 0);
-        }
-    }
-
-    // The sandbox.json it wrote, or null if it exited or took longer than the bound.
-    nlohmann::json wait_ready() {
-        auto deadline = SteadyClock::now() + std::chrono::seconds(kSandboxStartTimeoutS);
-        while (SteadyClock::now() < deadline) {
-            auto info = nlohmann::json::parse(slurp(dir_ + "/sandbox.json"), nullptr, false);
-            if (info.is_object() && info.value("pid", int64_t{0}) == pid_) {
-                return info;
-            }
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return nullptr;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return nullptr;
-    }
-
-    // SIGTERM, then its exit code (-1 if it did not exit in time).
-    int stop() {
-        kill(pid_, SIGTERM);
-        int code = wait_exit(pid_, kSandboxStopTimeoutS);
-        pid_ = -1;
-        return code;
-    }
-
-    std::string output() const { return slurp(output_); }
-
-  private:
-    std::string dir_;
-    std::string output_;
-    pid_t pid_ = -1;
-};
 
 uint16_t port_of(const std::string& address) {
     return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
@@ -327,7 +210,7 @@ std::map<std::string, std::string> roles(const nlohmann::json& info) {
 
 TEST_F(CliTest, SandboxOfOneNodeServesItsUserAndStopsItsNodeOnSigterm) {
     std::string dir = dir_ + "/sandbox";
-    SandboxRun sandbox(dir, 1);
+    SandboxRun sandbox(dir, {"--nodes", "1"});
     nlohmann::json info = sandbox.wait_ready();
     ASSERT_TRUE(info.is_object()) << sandbox.output();
     ASSERT_EQ(info["nodes"].size(), 1u) << info.dump();
@@ -359,7 +242,7 @@ TEST_F(CliTest, SandboxRefusesAFolderHoldingOtherFiles) {
 
 TEST_F(CliTest, SandboxOfThreeNodesHasOneLeaderAndServesWrites) {
     std::string dir = dir_ + "/sandbox3";
-    SandboxRun sandbox(dir, 3);
+    SandboxRun sandbox(dir, {"--nodes", "3"});
     nlohmann::json info = sandbox.wait_ready();
     ASSERT_TRUE(info.is_object()) << sandbox.output();
     ASSERT_EQ(info["nodes"].size(), 3u) << info.dump();

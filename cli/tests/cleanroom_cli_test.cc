@@ -22,127 +22,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/tests/cli_test_util.h"
 #include "net/client.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
+using namespace coffer::cli_test;
 
-constexpr int kSandboxStartTimeoutS = 180;
-constexpr int kSandboxStopTimeoutS = 30;
 constexpr int kAccounts = 6;
 constexpr int kRowsPerAccount = 5;
-
-struct RunResult {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr together
-};
-
-RunResult run(const std::string& args) {
-    std::string command = std::string(COFFER_BIN) + " " + args + " 2>&1";
-    RunResult result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-        return result;
-    }
-    std::array<char, 4096> buffer{};
-    size_t n = 0;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
-        result.output.append(buffer.data(), n);
-    }
-    int status = pclose(pipe);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return result;
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 void write(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
 }
-
-// Waits for `pid` to exit; its exit code, or -1 (after SIGKILL) past timeout_s.
-int wait_exit(pid_t pid, int timeout_s) {
-    auto deadline = SteadyClock::now() + std::chrono::seconds(timeout_s);
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (SteadyClock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A running `coffer sandbox`; SIGKILLed if a test ends without stopping it (its nodes then
-// get SIGTERM from the kernel).
-class SandboxRun {
-  public:
-    SandboxRun(const std::string& dir, const std::vector<std::string>& extra)
-        : dir_(dir), output_(dir + ".out") {
-        std::vector<std::string> all = {COFFER_BIN, "sandbox", "--dir", dir};
-        all.insert(all.end(), extra.begin(), extra.end());
-        std::vector<char*> argv;
-        for (std::string& a : all) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            int fd = open(output_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dup2(fd, 1);
-            dup2(fd, 2);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-    }
-    ~SandboxRun() {
-        if (pid_ > 0) {
-            wait_exit(pid_, 0);
-        }
-    }
-
-    // The sandbox.json it wrote, or null if it exited or took longer than the bound.
-    json wait_ready() {
-        auto deadline = SteadyClock::now() + std::chrono::seconds(kSandboxStartTimeoutS);
-        while (SteadyClock::now() < deadline) {
-            auto info = json::parse(slurp(dir_ + "/sandbox.json"), nullptr, false);
-            if (info.is_object() && info.value("pid", int64_t{0}) == pid_) {
-                return info;
-            }
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return nullptr;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return nullptr;
-    }
-
-    int stop() {
-        kill(pid_, SIGTERM);
-        int code = wait_exit(pid_, kSandboxStopTimeoutS);
-        pid_ = -1;
-        return code;
-    }
-
-    std::string output() const { return slurp(output_); }
-
-  private:
-    std::string dir_;
-    std::string output_;
-    pid_t pid_ = -1;
-};
 
 // The client address of a node that does not report role leader, or "" if none.
 std::string follower_address(const json& info) {
@@ -178,17 +72,6 @@ pid_t leader_pid(const json& info) {
         }
     }
     return -1;
-}
-
-// Runs `coffer args` in the background, stdout and stderr to `output`.
-pid_t spawn_coffer(const std::string& args, const std::string& output) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        std::string command = std::string(COFFER_BIN) + " " + args + " > " + output + " 2>&1";
-        execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    return pid;
 }
 
 // The first match of `pattern`'s group 1 in `text`, or "".
@@ -416,9 +299,10 @@ TEST_F(CleanroomCli, UploadStartsAgainWhenTheLeaderDiesMidway) {
     ASSERT_GT(leader, 0);
 
     std::string output = dir_ + "/upload.out";
-    pid_t upload = spawn_coffer(
-        "cleanroom upload --dataset bank_0_tx --chunk-bytes 2048 --csv " + dir_ + "/big.csv" + as0,
-        output);
+    pid_t upload =
+        spawn_coffer({"cleanroom", "upload", "--dataset", "bank_0_tx", "--chunk-bytes", "2048",
+                      "--csv", dir_ + "/big.csv", "--sandbox", sb, "--as", "bank_0"},
+                     output);
     auto deadline = SteadyClock::now() + std::chrono::seconds(kUploadTimeoutS);
     while (slurp(output).find("upload: 30%") == std::string::npos &&
            SteadyClock::now() < deadline) {
