@@ -33,6 +33,7 @@
 #include "gov/recovery.h"
 #include "gov/signed_request.h"
 #include "tests/network_fixture.h"
+#include "tests/recovering_node.h"
 
 namespace coffer::e2e {
 namespace {
@@ -40,8 +41,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kRequestTimeoutMs = 15000;
-constexpr int kRecoveryStartMs = 60000;
-constexpr int kPollMs = 50;
 // Chunk size of the lost network: small, so that its ledger folder has many chunks.
 constexpr uint64_t kSmallChunkBytes = 4096;
 // Private writes made before and after the rekey of the lost network.
@@ -637,83 +636,17 @@ TEST_F(GovernanceAttackTest, RemovedMembersBallotStopsCountingAndMemberCannotAct
 // =========================================================================================
 // Disaster recovery: the ledger folder of one lost network, recovered several times.
 
-// `coffer node recover` in the background.
-class RecoveringNode {
-  public:
-    explicit RecoveringNode(std::string folder) : folder_(std::move(folder)) {
-        std::filesystem::create_directories(folder_);
-    }
-    ~RecoveringNode() { kill_hard(); }
+// A signed recovery_share request of `who` for the service `node` recovers.
+Bytes share_request(const RecoveringNode& node, const Identity& who,
+                    const std::string& share_text) {
+    SignOptions o{"recovery_share", json{{"share", share_text}}, std::nullopt, now_s(), ""};
+    return sign_request_as(who, service_fp_of(node.cert_pem()), o);
+}
 
-    std::string config_path() const { return folder_ + "/config.json"; }
-    std::string data_dir() const { return folder_ + "/data"; }
-    std::string log_path() const { return folder_ + "/node.log"; }
-
-    bool start(const Identity& member, const std::string& ledger_dir, std::string& why) {
-        write_text_file(config_path(),
-                        make_config(folder_, member, {}, {{"local_sealing", false}}).dump(2));
-        pid_ = spawn_coffer({"node", "recover", "--config", config_path(), "--ledger", ledger_dir},
-                            log_path());
-        auto deadline =
-            std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
-        while (std::chrono::steady_clock::now() < deadline) {
-            json ports =
-                json::parse(read_text_file(data_dir() + "/node_ports.json"), nullptr, false);
-            if (ports.is_object() && ports.value("pid", 0) == pid_) {
-                port_ = static_cast<uint16_t>(ports.value("client_port", 0));
-                return true;
-            }
-            if (auto code = wait_pid(pid_, 0); code.has_value()) {
-                pid_ = -1;
-                why = "coffer node recover exited with " + std::to_string(*code) + ": " + log();
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-        }
-        why = "coffer node recover did not serve in time: " + log();
-        return false;
-    }
-    void kill_hard() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait_pid(pid_, 5000);
-            pid_ = -1;
-        }
-    }
-    uint16_t port() const { return port_; }
-    std::string cert_path() const { return data_dir() + "/service_cert.pem"; }
-    std::string cert_pem() const { return read_text_file(cert_path()); }
-    std::string log() const {
-        std::string text = read_text_file(log_path());
-        return text.substr(text.size() > 4000 ? text.size() - 4000 : 0);
-    }
-    json recovery() const {
-        Answer a = call(port_, cert_pem(), nullptr, "GET", "/gov/recovery");
-        return a.status == 200 ? a.body : json::object();
-    }
-    bool wait_open() const {
-        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
-        while (std::chrono::steady_clock::now() < until) {
-            if (recovery().value("service_status", "") == "open") {
-                return true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-        }
-        return false;
-    }
-    Bytes share_request(const Identity& who, const std::string& share_text) const {
-        SignOptions o{"recovery_share", json{{"share", share_text}}, std::nullopt, now_s(), ""};
-        return sign_request_as(who, service_fp_of(cert_pem()), o);
-    }
-    Answer post(const Identity& who, const std::string& path, const Bytes& body) const {
-        return call(port_, cert_pem(), &who, "POST", path, to_string(body));
-    }
-
-  private:
-    std::string folder_;
-    pid_t pid_ = -1;
-    uint16_t port_ = 0;
-};
+Answer post_to(const RecoveringNode& node, const Identity& who, const std::string& path,
+               const Bytes& body) {
+    return call(node.port(), node.cert_pem(), &who, "POST", path, to_string(body));
+}
 
 struct RecState {
     std::unique_ptr<TempDir> dir;
@@ -907,7 +840,8 @@ class RecoveryAttackTest : public ::testing::Test {
     std::unique_ptr<RecoveringNode> start_and_accept(const std::string& name) {
         auto node = std::make_unique<RecoveringNode>(folder(name));
         std::string why;
-        EXPECT_TRUE(node->start(s().members[0], s().ledger_dir, why)) << why;
+        node->write_config({{"local_sealing", false}});
+        EXPECT_TRUE(node->start({s().ledger_dir}, why)) << why;
         std::vector<Identity> two(s().members.begin(), s().members.begin() + 2);
         EXPECT_TRUE(pass_proposal(
             node->port(), node->cert_path(), two,
@@ -1002,7 +936,8 @@ TEST_F(RecoveryAttackTest, RecoveryRefusesBadSharesAndTwoRecoveriesNeverShareAKe
     const Identity& m2 = s().members[2];
     auto first = std::make_unique<RecoveringNode>(folder("first"));
     std::string why;
-    ASSERT_TRUE(first->start(m0, s().ledger_dir, why)) << why;
+    first->write_config({{"local_sealing", false}});
+    ASSERT_TRUE(first->start({s().ledger_dir}, why)) << why;
     std::string share_set =
         first->recovery().is_object()
             ? recovery_value(first->port(), first->cert_pem(), m0).value("share_set", "")
@@ -1015,7 +950,7 @@ TEST_F(RecoveryAttackTest, RecoveryRefusesBadSharesAndTwoRecoveriesNeverShareAKe
     EXPECT_EQ(read.status, 503) << read.text();
     // Shares before the members accepted the recovered state.
     Answer early =
-        first->post(m0, "/gov/recovery_shares", first->share_request(m0, s().shares_c[0]));
+        post_to(*first, m0, "/gov/recovery_shares", share_request(*first, m0, s().shares_c[0]));
     EXPECT_EQ(early.status, 409) << early.text();
     // Governance during recovery must not replace the share set the members hold.
     std::vector<Identity> two = {m0, m1};
@@ -1050,48 +985,49 @@ TEST_F(RecoveryAttackTest, RecoveryRefusesBadSharesAndTwoRecoveriesNeverShareAKe
     // Shares of the older set (the removed member's, or a current member's), a forged share,
     // and the removed member itself.
     Answer old_set =
-        first->post(m0, "/gov/recovery_shares", first->share_request(m0, s().shares_a[2]));
+        post_to(*first, m0, "/gov/recovery_shares", share_request(*first, m0, s().shares_a[2]));
     // docs/endpoints.md promises 400 for a share of another share set; the node answers 409
     // (kFailedPrecondition in refuse_share). Either refuses it; the mismatch is reported.
     EXPECT_TRUE(old_set.status == 400 || old_set.status == 409) << old_set.text();
     EXPECT_NE(old_set.body.dump().find("another share set"), std::string::npos) << old_set.text();
     Answer own_old =
-        first->post(m1, "/gov/recovery_shares", first->share_request(m1, s().shares_a[1]));
+        post_to(*first, m1, "/gov/recovery_shares", share_request(*first, m1, s().shares_a[1]));
     EXPECT_TRUE(own_old.status == 400 || own_old.status == 409) << own_old.text();
     EXPECT_NE(own_old.body.dump().find("another share set"), std::string::npos) << own_old.text();
     auto plain = gov::recovery_share_from_text(s().shares_c[1]);
     ASSERT_TRUE(plain.ok());
     Bytes forged = *plain;
     forged.back() ^= 0x01;
-    Answer forged_answer = first->post(
-        m1, "/gov/recovery_shares", first->share_request(m1, gov::recovery_share_to_text(forged)));
+    Answer forged_answer = post_to(*first, m1, "/gov/recovery_shares",
+                                   share_request(*first, m1, gov::recovery_share_to_text(forged)));
     EXPECT_EQ(forged_answer.status, 400) << forged_answer.text();
     Answer removed =
-        first->post(m2, "/gov/recovery_shares", first->share_request(m2, s().shares_a[2]));
+        post_to(*first, m2, "/gov/recovery_shares", share_request(*first, m2, s().shares_a[2]));
     EXPECT_TRUE(removed.status == 401 || removed.status == 403) << removed.text();
     EXPECT_EQ(first->recovery().value("received", -1), 0);
 
     // One good share, then the recovering process dies: the next attempt starts from zero
     // and the captured request is useless there.
-    Bytes captured = first->share_request(m0, s().shares_c[0]);
-    Answer one = first->post(m0, "/gov/recovery_shares", captured);
+    Bytes captured = share_request(*first, m0, s().shares_c[0]);
+    Answer one = post_to(*first, m0, "/gov/recovery_shares", captured);
     ASSERT_EQ(one.status, 200) << one.text();
-    EXPECT_EQ(first->post(m0, "/gov/recovery_shares", captured).status, 409);
+    EXPECT_EQ(post_to(*first, m0, "/gov/recovery_shares", captured).status, 409);
     first->kill_hard();
 
     s().fork = start_and_accept("second");
     RecoveringNode& second = *s().fork;
     EXPECT_EQ(second.recovery().value("received", -1), 0);
-    Answer replayed = second.post(m0, "/gov/recovery_shares", captured);
+    Answer replayed = post_to(second, m0, "/gov/recovery_shares", captured);
     EXPECT_EQ(replayed.status, 403) << replayed.text();
     Answer still_locked = call(second.port(), second.cert_pem(), &s().network->user(0), "GET",
                                "/app/log/private?id=100");
     EXPECT_EQ(still_locked.status, 503);
-    Bytes last = second.share_request(m1, s().shares_c[1]);
+    Bytes last = share_request(second, m1, s().shares_c[1]);
     ASSERT_EQ(
-        second.post(m0, "/gov/recovery_shares", second.share_request(m0, s().shares_c[0])).status,
+        post_to(second, m0, "/gov/recovery_shares", share_request(second, m0, s().shares_c[0]))
+            .status,
         200);
-    ASSERT_EQ(second.post(m1, "/gov/recovery_shares", last).status, 200);
+    ASSERT_EQ(post_to(second, m1, "/gov/recovery_shares", last).status, 200);
     ASSERT_TRUE(second.wait_open()) << second.log();
 
     // Every private write comes back, before and after the lost network's rekey.
@@ -1105,9 +1041,9 @@ TEST_F(RecoveryAttackTest, RecoveryRefusesBadSharesAndTwoRecoveriesNeverShareAKe
         }
     }
     // Shares submitted after the recovery are refused.
-    EXPECT_EQ(second.post(m1, "/gov/recovery_shares", last).status, 409);
+    EXPECT_EQ(post_to(second, m1, "/gov/recovery_shares", last).status, 409);
     Answer after =
-        second.post(m1, "/gov/recovery_shares", second.share_request(m1, s().shares_c[1]));
+        post_to(second, m1, "/gov/recovery_shares", share_request(second, m1, s().shares_c[1]));
     EXPECT_EQ(after.status, 409) << after.text();
 
     auto w =
@@ -1132,14 +1068,12 @@ TEST_F(RecoveryAttackTest, RecoveryRefusesBadSharesAndTwoRecoveriesNeverShareAKe
     // same folder writes the same plaintext; its secret differs from the first fork's).
     {
         auto other = start_and_accept("third");
-        ASSERT_EQ(other
-                      ->post(s().members[0], "/gov/recovery_shares",
-                             other->share_request(s().members[0], s().shares_c[0]))
+        ASSERT_EQ(post_to(*other, s().members[0], "/gov/recovery_shares",
+                          share_request(*other, s().members[0], s().shares_c[0]))
                       .status,
                   200);
-        ASSERT_EQ(other
-                      ->post(s().members[1], "/gov/recovery_shares",
-                             other->share_request(s().members[1], s().shares_c[1]))
+        ASSERT_EQ(post_to(*other, s().members[1], "/gov/recovery_shares",
+                          share_request(*other, s().members[1], s().shares_c[1]))
                       .status,
                   200);
         ASSERT_TRUE(other->wait_open()) << other->log();

@@ -25,6 +25,7 @@
 #include "gov/recovery.h"
 #include "gov/signed_request.h"
 #include "tests/network_fixture.h"
+#include "tests/recovering_node.h"
 
 namespace coffer::e2e {
 namespace {
@@ -32,8 +33,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int kWriteWaitMs = 15000;
-// Bound on the recovering node's start (copy and public replay) and on its reopen.
-constexpr int kRecoveryStartMs = 60000;
 constexpr int kPollMs = 50;
 // Writes of each kind made before the disaster.
 constexpr int kWritesPerMap = 20;
@@ -42,101 +41,6 @@ struct Written {
     std::string map;  // "private" or "public"
     int id = 0;
     std::string msg;
-};
-
-// The recovering node: `coffer node recover` in the background.
-class RecoveringNode {
-  public:
-    RecoveringNode(std::string config_path, std::string data_dir, std::string log_path)
-        : config_path_(std::move(config_path)),
-          data_dir_(std::move(data_dir)),
-          log_path_(std::move(log_path)) {}
-    ~RecoveringNode() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait_pid(pid_, 5000);
-        }
-    }
-
-    // Starts it on one or more ledger folders and waits for its ports file. False with the
-    // log tail in `why`.
-    bool start(const std::vector<std::string>& ledger_dirs, std::string& why) {
-        std::vector<std::string> args = {"node", "recover", "--config", config_path_};
-        for (const std::string& dir : ledger_dirs) {
-            args.insert(args.end(), {"--ledger", dir});
-        }
-        pid_ = spawn_coffer(args, log_path_);
-        auto deadline =
-            std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
-        while (std::chrono::steady_clock::now() < deadline) {
-            json ports =
-                json::parse(read_text_file(data_dir_ + "/node_ports.json"), nullptr, false);
-            if (ports.is_object() && ports.value("pid", 0) == pid_) {
-                port_ = static_cast<uint16_t>(ports.value("client_port", 0));
-                return true;
-            }
-            if (auto code = wait_pid(pid_, 0); code.has_value()) {
-                pid_ = -1;
-                why = "coffer node recover exited with " + std::to_string(*code) + ": " + log();
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-        }
-        why = "coffer node recover did not serve in time: " + log();
-        return false;
-    }
-
-    int terminate() {
-        if (pid_ <= 0) {
-            return -1;
-        }
-        ::kill(pid_, SIGTERM);
-        auto code = wait_pid(pid_, 20000);
-        pid_ = -1;
-        return code.value_or(-1);
-    }
-
-    uint16_t port() const { return port_; }
-    std::string cert_path() const { return data_dir_ + "/service_cert.pem"; }
-    std::string cert_pem() const { return read_text_file(cert_path()); }
-    std::string log() const {
-        std::string text = read_text_file(log_path_);
-        return text.substr(text.size() > 4000 ? text.size() - 4000 : 0);
-    }
-
-    std::unique_ptr<net::HttpClient> connect(const Identity* who) const {
-        net::ClientOptions options;
-        options.host = "127.0.0.1";
-        options.port = port_;
-        options.ca_cert_pem = cert_pem();
-        options.timeout_ms = 10000;
-        if (who != nullptr) {
-            options.client_cert_pem = who->cert_pem;
-            options.client_key_pem = who->key_pem;
-        }
-        auto client = net::HttpClient::connect(options);
-        return client.ok() ? std::move(client).value() : nullptr;
-    }
-
-    // GET /gov/recovery, or an empty object while the node does not answer (it reopens).
-    json recovery() const {
-        auto c = connect(nullptr);
-        if (c == nullptr) {
-            return json::object();
-        }
-        auto r = c->request("GET", "/gov/recovery");
-        if (!r.ok() || r->status != 200) {
-            return json::object();
-        }
-        return json::parse(r->body, nullptr, false);
-    }
-
-  private:
-    std::string config_path_;
-    std::string data_dir_;
-    std::string log_path_;
-    pid_t pid_ = -1;
-    uint16_t port_ = 0;
 };
 
 // The share set of the recovery value the node serves beside `member`'s share.
@@ -273,13 +177,8 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
         folders_before[folder] = files_under(folder);
     }
     std::string recovered_dir = dir_.path() + "/recovered";
-    std::filesystem::create_directories(recovered_dir);
-    std::string config_path = recovered_dir + "/config.json";
-    write_text_file(
-        config_path,
-        make_config(recovered_dir, members_[0], {}, {{"local_sealing", false}}).dump(2));
-    recovering_ = std::make_unique<RecoveringNode>(config_path, recovered_dir + "/data",
-                                                   recovered_dir + "/node.log");
+    recovering_ = std::make_unique<RecoveringNode>(recovered_dir);
+    recovering_->write_config({{"local_sealing", false}});
     ASSERT_TRUE(recovering_->start(folders, why)) << why;
     std::string log = recovering_->log();
     size_t chosen_at = log.find("recovering from ");
@@ -395,12 +294,7 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
     // The second member's share: the secrets come back and the node reopens.
     CommandResult second = submit_share(1, old_cert_path);
     ASSERT_EQ(second.exit_code, 0) << second.output;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
-    while (recovering_->recovery().value("service_status", "") != "open" &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-    }
-    ASSERT_EQ(recovering_->recovery().value("service_status", ""), "open");
+    ASSERT_TRUE(recovering_->wait_open()) << recovering_->log();
 
     user = recovering_->connect(&network_.user(0));
     ASSERT_NE(user, nullptr);
@@ -543,10 +437,8 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
     auto recover = [&](const std::string& name, const std::string& ledger_dir,
                        const std::string& previous_cert_path) -> std::string {
         std::string folder = dir_.path() + "/" + name;
-        std::filesystem::create_directories(folder);
-        write_text_file(folder + "/config.json", make_config(folder, members_[0], {}).dump(2));
-        recovering_ = std::make_unique<RecoveringNode>(folder + "/config.json", folder + "/data",
-                                                       folder + "/node.log");
+        recovering_ = std::make_unique<RecoveringNode>(folder);
+        recovering_->write_config();
         std::string failed;
         EXPECT_TRUE(recovering_->start({ledger_dir}, failed)) << failed;
         EXPECT_TRUE(pass_proposal(
@@ -556,12 +448,7 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
             << failed;
         CommandResult share = submit_share(0, previous_cert_path);
         EXPECT_EQ(share.exit_code, 0) << share.output;
-        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRecoveryStartMs);
-        while (recovering_->recovery().value("service_status", "") != "open" &&
-               std::chrono::steady_clock::now() < until) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(kPollMs));
-        }
-        EXPECT_EQ(recovering_->recovery().value("service_status", ""), "open");
+        EXPECT_TRUE(recovering_->wait_open()) << recovering_->log();
         return folder;
     };
 
@@ -594,11 +481,8 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
     // network's; a new recovery from that folder discards them and starts over (field case
     // GOV-2, run 5). Shares live in the recovering process's memory: members resubmit.
     {
-        std::string attempt = dir_.path() + "/attempt";
-        std::filesystem::create_directories(attempt);
-        write_text_file(attempt + "/config.json", make_config(attempt, members_[0], {}).dump(2));
-        RecoveringNode failed_attempt(attempt + "/config.json", attempt + "/data",
-                                      attempt + "/node.log");
+        RecoveringNode failed_attempt(dir_.path() + "/attempt");
+        failed_attempt.write_config();
         ASSERT_TRUE(failed_attempt.start({network_.node(0).data_dir() + "/ledger"}, why)) << why;
         EXPECT_EQ(failed_attempt.recovery().value("service_status", ""), "recovering");
     }  // SIGKILLed here

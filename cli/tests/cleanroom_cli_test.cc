@@ -38,8 +38,8 @@ void write(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
 }
 
-// The client address of a node that does not report role leader, or "" if none.
-std::string follower_address(const json& info) {
+// The sandbox.json entry of the node whose GET /node/state reports `role`, or null.
+json node_with_role(const json& info, const std::string& role) {
     for (const auto& n : info["nodes"]) {
         std::string address = n["client_address"].get<std::string>();
         coffer::net::ClientOptions o;
@@ -49,29 +49,23 @@ std::string follower_address(const json& info) {
         auto state = client.ok() ? (*client)->request("GET", "/node/state")
                                  : coffer::Result<coffer::net::HttpResponse>(client.status());
         auto body = state.ok() ? json::parse(state->body, nullptr, false) : json();
-        if (body.is_object() && body.value("role", "") == "follower") {
-            return address;
+        if (body.is_object() && body.value("role", "") == role) {
+            return n;
         }
     }
-    return "";
+    return nullptr;
 }
 
-// The pid of the node that reports role leader, or -1.
+// The client address of a follower, or "" if none.
+std::string follower_address(const json& info) {
+    json n = node_with_role(info, "follower");
+    return n.is_object() ? n["client_address"].get<std::string>() : "";
+}
+
+// The pid of the leader, or -1.
 pid_t leader_pid(const json& info) {
-    for (const auto& n : info["nodes"]) {
-        std::string address = n["client_address"].get<std::string>();
-        coffer::net::ClientOptions o;
-        o.port = static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
-        o.ca_cert_pem = slurp(info["service_cert"].get<std::string>());
-        auto client = coffer::net::HttpClient::connect(o);
-        auto state = client.ok() ? (*client)->request("GET", "/node/state")
-                                 : coffer::Result<coffer::net::HttpResponse>(client.status());
-        auto body = state.ok() ? json::parse(state->body, nullptr, false) : json();
-        if (body.is_object() && body.value("role", "") == "leader") {
-            return static_cast<pid_t>(n["pid"].get<int64_t>());
-        }
-    }
-    return -1;
+    json n = node_with_role(info, "leader");
+    return n.is_object() ? static_cast<pid_t>(n["pid"].get<int64_t>()) : -1;
 }
 
 // The first match of `pattern`'s group 1 in `text`, or "".
