@@ -155,7 +155,7 @@ Result<Bytes> sign(const Session& s, const std::string& type,
 int report(const Result<net::HttpResponse>& r) {
     if (!r.ok()) {
         std::cerr << "error: " << r.status().message() << "\n";
-        if (r.status().message().find("server certificate refused") != std::string::npos) {
+        if (net::is_server_certificate_refusal(r.status())) {
             std::cerr << "hint: the node does not present the certificate given by "
                          "--service-cert; a recovered service has a new one (the recovering "
                          "node's DATA_DIR/service_cert.pem, docs/recovery.md)\n";

@@ -73,6 +73,9 @@ Status validate_request(std::string_view method, std::string_view target,
     return Status();
 }
 
+// The words is_server_certificate_refusal looks for (the one message that carries them).
+constexpr std::string_view kServerCertificateRefused = "server certificate refused";
+
 }  // namespace
 
 class HttpClient::Impl {
@@ -207,10 +210,9 @@ Status HttpClient::Impl::handshake() {
         const long verify = SSL_get_verify_result(ssl);
         detail::drain_openssl_errors();
         if (verify != X509_V_OK) {
-            return error(Errc::kCrypto,
-                         fmt::format("TLS handshake with {} failed: server certificate "
-                                     "refused: {}",
-                                     peer_name(), X509_verify_cert_error_string(verify)));
+            return error(Errc::kCrypto, fmt::format("TLS handshake with {} failed: {}: {}",
+                                                    peer_name(), kServerCertificateRefused,
+                                                    X509_verify_cert_error_string(verify)));
         }
         return error(Errc::kCrypto,
                      fmt::format("TLS handshake with {} failed: {}", peer_name(), ec.message()));
@@ -358,6 +360,11 @@ Result<std::string> send_raw_tls(const ClientOptions& options, std::string_view 
     } catch (const std::exception& e) {
         return error(Errc::kIo, std::string("raw TLS exchange: ") + e.what());
     }
+}
+
+bool is_server_certificate_refusal(const Status& status) {
+    return status.code() == Errc::kCrypto &&
+           status.message().find(kServerCertificateRefused) != std::string::npos;
 }
 
 }  // namespace coffer::net

@@ -76,4 +76,9 @@ class HttpClient {
 Result<std::string> send_raw_tls(const ClientOptions& options, std::string_view bytes,
                                  uint32_t read_timeout_ms);
 
+// True for the error of connect() when the server's certificate did not verify against the
+// pinned one (another service, an expired or mismatched certificate): asking again will not
+// change the answer, unlike a refused or reset connection.
+bool is_server_certificate_refusal(const Status& status);
+
 }  // namespace coffer::net

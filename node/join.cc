@@ -281,8 +281,7 @@ Result<net::HttpResponse> send_join_request(const ListenAddress& target,
     o.client_key_pem = node_key.to_pem();
     auto client = net::HttpClient::connect(o);
     if (!client.ok()) {
-        if (client.status().code() == Errc::kCrypto &&
-            client.status().message().find("server certificate refused") != std::string::npos) {
+        if (net::is_server_certificate_refusal(client.status())) {
             return error(Errc::kPermissionDenied,
                          target.to_string() + " does not present the pinned service certificate (" +
                              client.status().message() + "); a recovered service has a new one");

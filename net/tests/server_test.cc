@@ -80,6 +80,8 @@ TEST_F(ServerTest, ClientRefusesServerNotChainingToThePinnedCertificate) {
     EXPECT_EQ(client.status().code(), Errc::kCrypto);
     EXPECT_NE(client.status().message().find("certificate"), std::string::npos)
         << client.status().message();
+    EXPECT_TRUE(is_server_certificate_refusal(client.status()));
+    EXPECT_FALSE(is_server_certificate_refusal(error(Errc::kIo, "connection refused")));
     EXPECT_EQ(echo_.calls->load(), 0);
 }
 
