@@ -276,6 +276,30 @@ struct RekeyFixture {
     }
 };
 
+// While a service is recovered the members' shares must stay as they are: effects that would
+// replace them are refused, with secrets at hand or not.
+TEST(GovernanceHost, ShareIssuanceAndRekeyAreRefusedWhileRecovering) {
+    RekeyFixture f;
+    const std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1)};
+    for (const char* status : {"recovering", "waiting_for_recovery_shares"}) {
+        kv::Transaction tx = f.store.begin();
+        ASSERT_TRUE(node::write_governance_value(tx, node::kServiceMap, node::kServiceKey,
+                                                 {{"cert", "pem"}, {"status", status}})
+                        .ok());
+        TxGovernanceHost host(tx, "01", {}, &secrets);
+        for (const auto& [effect, args] : std::vector<std::pair<std::string, json>>{
+                 {"set_recovery_threshold", {{"threshold", 1}}},
+                 {"reissue_recovery_shares", json::object()},
+                 {"rekey_ledger", json::object()}}) {
+            Status refused = host.effect(effect, args);
+            EXPECT_EQ(refused.code(), Errc::kFailedPrecondition) << effect << " " << status;
+            EXPECT_NE(refused.message().find("refused while the service is"), std::string::npos)
+                << refused.message();
+        }
+        EXPECT_FALSE(host.get(gov::kRecoveryMap, gov::kRecoveryCurrentKey).value().has_value());
+    }
+}
+
 TEST(GovernanceHost, RekeySealsTheNextVersionToEveryTrustedNodeAndReissuesTheShares) {
     RekeyFixture f;
     const std::vector<ledger::LedgerSecret> secrets = {ledger::make_random_ledger_secret(1),
