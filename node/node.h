@@ -202,8 +202,6 @@ class Node {
     // After open_recovered and the opening transaction: seals the secrets (if local sealing
     // is on) and writes node.json, so that the folder restarts like any node's.
     Status complete_recovery();
-    // The last seqno of the lost network's ledger if this service was recovered, else 0.
-    uint64_t recovery_base() const { return recovery_base_; }
 
     // OK, or the error that made the node fail (a failed fsync).
     Status failure() const;
