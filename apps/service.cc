@@ -158,7 +158,9 @@ net::Handler make_http_handler(node::Node& node, std::shared_ptr<const EndpointR
             redirect = net::HttpResponse::error(503, "unavailable",
                                                 "this node is still catching up with the network");
             redirect->headers.emplace_back("Retry-After", "1");
-        } else if (needs_leader(request, endpoint) && !registry->refusal(*endpoint, caller)) {
+        } else if (needs_leader(request, endpoint) && !node.is_leader() &&
+                   !registry->refusal(*endpoint, caller)) {
+            // Checked here only on a follower: the leader's dispatch checks it once.
             redirect = redirect_to_leader(node, request);
         }
         net::HttpResponse response =
