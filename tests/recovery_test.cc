@@ -235,6 +235,8 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
         json::array({{{"name", "transition_service_to_open"}, {"args", json::object()}}}), why))
         << why;
     EXPECT_EQ(recovering_->recovery().value("service_status", ""), "waiting_for_recovery_shares");
+    // Members see k before anyone submitted.
+    EXPECT_EQ(recovering_->recovery().value("threshold", 0), 2);
 
     // A member checks which service it helps: a share is never sent to a service that does
     // not recover the one the member pinned.
@@ -289,6 +291,7 @@ TEST_F(RecoveryTest, LostNetworkComesBackFromLedgerFilesWithTwoOfThreeShares) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     CommandResult repeated = submit_share(0, old_cert_path);
     EXPECT_EQ(repeated.exit_code, 0) << repeated.output;
+    EXPECT_NE(repeated.output.find("already counted"), std::string::npos) << repeated.output;
     EXPECT_EQ(recovering_->recovery().value("received", -1), 1);
 
     // The second member's share: the secrets come back and the node reopens.
@@ -476,6 +479,15 @@ TEST_F(RecoveryTest, RecoveredServiceRestartsAndIsRecoveredAgain) {
                                       "--ledger", dir_.path() + "/no-such-folder"},
                                      30000);
     EXPECT_EQ(empty.exit_code, 1) << empty.output;
+    // A data folder given instead of its ledger folder: the answer names the right one.
+    CommandResult data_folder =
+        run_coffer({"node", "recover", "--config", refused_dir + "/config.json", "--ledger",
+                    network_.node(0).data_dir()},
+                   30000);
+    EXPECT_EQ(data_folder.exit_code, 1) << data_folder.output;
+    EXPECT_NE(data_folder.output.find("did you mean " + network_.node(0).data_dir() + "/ledger"),
+              std::string::npos)
+        << data_folder.output;
 
     // A recovery that dies before any share arrived leaves its own entries after the lost
     // network's; a new recovery from that folder discards them and starts over (field case
